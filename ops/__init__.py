@@ -1,0 +1,32 @@
+"""onnxscript reference functions of every vampnet op (installed as ``vampnet_ort.ops``).
+
+Each function has the domain and name of its native kernel. Exported models carry them as model-local
+functions: with the op library registered ONNX Runtime runs the kernel, without it ORT inlines the function.
+"""
+
+from __future__ import annotations
+
+from ._model import function_protos, make_model, opset_imports, single_op_model, used_functions
+from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
+from .codebook_embedding import CodebookEmbedding
+from .film import FiLM
+from .rms_norm import RMSNorm
+
+# Every reference function; keep in step with ops/cpp/op_list.h.
+ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding]
+
+__all__ = [
+    "ALL_FUNCTIONS",
+    "DOMAIN",
+    "DOMAIN_VERSION",
+    "IR_VERSION",
+    "ONNX_OPSET",
+    "CodebookEmbedding",
+    "FiLM",
+    "RMSNorm",
+    "function_protos",
+    "make_model",
+    "opset_imports",
+    "single_op_model",
+    "used_functions",
+]

@@ -1,0 +1,90 @@
+"""Helpers to build models that embed the reference functions (used by tests, benchmarks and the exporter)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import onnx
+from onnx import helper
+
+from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
+
+
+def function_protos() -> list[onnx.FunctionProto]:
+    """FunctionProtos of every vampnet op (the model-local fallbacks)."""
+    from . import ALL_FUNCTIONS
+
+    return [fn.to_function_proto() for fn in ALL_FUNCTIONS]
+
+
+def opset_imports() -> list[onnx.OperatorSetIdProto]:
+    return [helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]
+
+
+def used_functions(graph: onnx.GraphProto) -> list[onnx.FunctionProto]:
+    """The reference functions of the vampnet ops used anywhere in `graph` (subgraphs included)."""
+    names: set[str] = set()
+
+    def visit(g: onnx.GraphProto) -> None:
+        for node in g.node:
+            if node.domain == DOMAIN:
+                names.add(node.op_type)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    visit(attr.g)
+                for sub in attr.graphs:
+                    visit(sub)
+
+    visit(graph)
+    protos = {f.name: f for f in function_protos()}
+    unknown = names - protos.keys()
+    if unknown:
+        raise ValueError(f"graph uses vampnet ops without a reference function: {sorted(unknown)}")
+    # Functions may call other vampnet functions; include them too.
+    pending = sorted(names)
+    while pending:
+        name = pending.pop()
+        for node in protos[name].node:
+            if node.domain == DOMAIN and node.op_type not in names:
+                names.add(node.op_type)
+                pending.append(node.op_type)
+    return [protos[n] for n in sorted(names)]
+
+
+def make_model(graph: onnx.GraphProto, metadata: Mapping[str, str] | None = None) -> onnx.ModelProto:
+    """Wrap `graph` in a model that carries the reference function of every vampnet op it uses."""
+    model = helper.make_model(
+        graph,
+        opset_imports=opset_imports(),
+        ir_version=IR_VERSION,
+        functions=used_functions(graph),
+        producer_name="vampnet-ort",
+    )
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    return model
+
+
+def single_op_model(
+    op_type: str,
+    inputs: Sequence[tuple[str, int, Sequence[int | str | None]]],
+    outputs: Sequence[tuple[str, int, Sequence[int | str | None]]],
+    attributes: Mapping[str, object] | None = None,
+    extra_nodes: Iterable[onnx.NodeProto] = (),
+) -> onnx.ModelProto:
+    """A model with one `vampnet.<op_type>` node; inputs/outputs are (name, TensorProto dtype, shape)."""
+    node = helper.make_node(
+        op_type,
+        [name for name, _, _ in inputs],
+        [name for name, _, _ in outputs],
+        domain=DOMAIN,
+        **dict(attributes or {}),
+    )
+    graph = helper.make_graph(
+        [*extra_nodes, node],
+        f"{op_type}_single",
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
+    )
+    return make_model(graph)

@@ -1,0 +1,24 @@
+// The one list of vampnet ops. Adding an op: write ops/cpp/<op>.{h,cc}, ops/<op>.py and tests/test_<op>.py,
+// then add its header and factory here.
+#pragma once
+
+#include <vector>
+
+#include "codebook_embedding.h"
+#include "film.h"
+#include "rms_norm.h"
+
+namespace vampnet {
+
+constexpr const char* kDomain = "vampnet";
+constexpr int kDomainVersion = 1;
+
+inline std::vector<const OrtCustomOp*> all_ops() {
+  return {
+      rms_norm_op(),
+      film_op(),
+      codebook_embedding_op(),
+  };
+}
+
+}  // namespace vampnet

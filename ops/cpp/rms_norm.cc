@@ -1,0 +1,83 @@
+#include "rms_norm.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ort_op.h"
+
+namespace vampnet {
+
+int64_t rms_norm_check(const Shape& x, const Shape& scale) {
+  check_min_rank(kRMSNorm, "X", x, 1);
+  check_nonempty(kRMSNorm, "X", x);
+  check_rank(kRMSNorm, "scale", scale, 1);
+  check_dim(kRMSNorm, "scale", scale, 0, x.back(), "the last dim of X");
+  check(x.back() > 0, kRMSNorm, "the last dim of X must be > 0, got shape " + shape_str(x));
+  return num_elements(x) / x.back();
+}
+
+namespace {
+constexpr int kLanes = 16;
+
+float sum_of_squares(const float* x, int64_t dim) {
+  float acc[kLanes] = {0.f};
+  int64_t i = 0;
+  for (; i + kLanes <= dim; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) acc[l] += x[i + l] * x[i + l];
+  }
+  for (; i < dim; ++i) acc[i % kLanes] += x[i] * x[i];
+  float total = 0.f;
+  for (int l = 0; l < kLanes; ++l) total += acc[l];
+  return total;
+}
+}  // namespace
+
+void rms_norm(const float* x, const float* scale, float* y, int64_t rows, int64_t dim, float epsilon,
+              const Parallel& par) {
+  const int64_t rows_per_block = std::max<int64_t>(1, 16384 / dim);
+  parallel_blocks(par, rows, rows_per_block, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * dim;
+      float* yr = y + r * dim;
+      const float inv = 1.0f / std::sqrt(sum_of_squares(xr, dim) / static_cast<float>(dim) + epsilon);
+      for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv * scale[i];
+    }
+  });
+}
+
+namespace {
+struct RMSNormKernel : OrtKernel<RMSNormKernel> {
+  float epsilon;
+  RMSNormKernel(const OrtApi& api, const OrtKernelInfo* info)
+      : epsilon(attr_float(api, info, kRMSNorm, "epsilon", 1e-6f)) {
+    check(epsilon >= 0.f && std::isfinite(epsilon), kRMSNorm, "attribute 'epsilon' must be finite and >= 0");
+  }
+  void Compute(Ort::KernelContext& ctx) {
+    const InputView x = get_input(ctx, 0, kRMSNorm, "X");
+    const InputView scale = get_input(ctx, 1, kRMSNorm, "scale");
+    const int64_t rows = rms_norm_check(x.shape, scale.shape);
+    float* y = get_output<float>(ctx, 0, x.shape);
+    rms_norm(x.as<float>(), scale.as<float>(), y, rows, x.shape.back(), epsilon, OrtParallel(ctx));
+  }
+};
+
+struct RMSNormOp : OrtOp<RMSNormOp, RMSNormKernel> {
+  static constexpr const char* kName = kRMSNorm;
+  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
+    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
+    return t;
+  }
+  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
+    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
+    return t;
+  }
+};
+}  // namespace
+
+const OrtCustomOp* rms_norm_op() {
+  static const RMSNormOp op;
+  return &op;
+}
+
+}  // namespace vampnet
