@@ -34,6 +34,12 @@ void codebook_embedding_check_codes(const int64_t* codes, const EmbeddingDims& d
   }
 }
 
+namespace {
+VAMPNET_CPU_DISPATCH void add_row(float* y, const float* row, int64_t dim) {
+  for (int64_t i = 0; i < dim; ++i) y[i] += row[i];
+}
+}  // namespace
+
 void codebook_embedding(const int64_t* codes, const float* tables, const float* bias, float* y,
                         const EmbeddingDims& d, const Parallel& par) {
   const int64_t rows = d.batch * d.time;
@@ -46,7 +52,7 @@ void codebook_embedding(const int64_t* codes, const float* tables, const float* 
       for (int64_t c = 0; c < d.codebooks; ++c) {
         const int64_t code = codes[(b * d.codebooks + c) * d.time + t];
         const float* row = tables + (c * d.vocab_plus_mask + code) * d.dim;
-        for (int64_t i = 0; i < d.dim; ++i) yr[i] += row[i];
+        add_row(yr, row, d.dim);
       }
     }
   });

@@ -15,6 +15,14 @@
 #include <string>
 #include <vector>
 
+// Runtime CPU dispatch for hot loops: the compiler emits AVX-512, AVX2 and baseline versions of the function and
+// the loader picks one per machine (the build itself stays portable; no -march=native).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(VAMPNET_NO_CLONES)
+#define VAMPNET_CPU_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VAMPNET_CPU_DISPATCH
+#endif
+
 namespace vampnet {
 
 // Every error a kernel raises. The message always starts with the op name.

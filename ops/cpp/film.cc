@@ -21,6 +21,12 @@ FiLMDims film_check(const Shape& x, const Shape& gamma, const Shape& beta) {
   return FiLMDims{x[0], x[1], x[2], gamma[0] == 1};
 }
 
+namespace {
+VAMPNET_CPU_DISPATCH void film_row(const float* x, const float* gamma, const float* beta, float* y, int64_t dim) {
+  for (int64_t i = 0; i < dim; ++i) y[i] = x[i] * (1.0f + gamma[i]) + beta[i];
+}
+}  // namespace
+
 void film(const float* x, const float* gamma, const float* beta, float* y, const FiLMDims& d,
           const Parallel& par) {
   const int64_t rows = d.batch * d.time;
@@ -30,9 +36,7 @@ void film(const float* x, const float* gamma, const float* beta, float* y, const
       const int64_t b = d.broadcast_cond ? 0 : r / d.time;
       const float* g = gamma + b * d.dim;
       const float* be = beta + b * d.dim;
-      const float* xr = x + r * d.dim;
-      float* yr = y + r * d.dim;
-      for (int64_t i = 0; i < d.dim; ++i) yr[i] = xr[i] * (1.0f + g[i]) + be[i];
+      film_row(x + r * d.dim, g, be, y + r * d.dim, d.dim);
     }
   });
 }

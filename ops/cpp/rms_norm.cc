@@ -19,7 +19,7 @@ int64_t rms_norm_check(const Shape& x, const Shape& scale) {
 namespace {
 constexpr int kLanes = 16;
 
-float sum_of_squares(const float* x, int64_t dim) {
+VAMPNET_CPU_DISPATCH void normalize_row(const float* x, const float* scale, float* y, int64_t dim, float epsilon) {
   float acc[kLanes] = {0.f};
   int64_t i = 0;
   for (; i + kLanes <= dim; i += kLanes) {
@@ -28,7 +28,8 @@ float sum_of_squares(const float* x, int64_t dim) {
   for (; i < dim; ++i) acc[i % kLanes] += x[i] * x[i];
   float total = 0.f;
   for (int l = 0; l < kLanes; ++l) total += acc[l];
-  return total;
+  const float inv = 1.0f / std::sqrt(total / static_cast<float>(dim) + epsilon);
+  for (int64_t j = 0; j < dim; ++j) y[j] = x[j] * inv * scale[j];
 }
 }  // namespace
 
@@ -37,10 +38,7 @@ void rms_norm(const float* x, const float* scale, float* y, int64_t rows, int64_
   const int64_t rows_per_block = std::max<int64_t>(1, 16384 / dim);
   parallel_blocks(par, rows, rows_per_block, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const float* xr = x + r * dim;
-      float* yr = y + r * dim;
-      const float inv = 1.0f / std::sqrt(sum_of_squares(xr, dim) / static_cast<float>(dim) + epsilon);
-      for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv * scale[i];
+      normalize_row(x + r * dim, scale, y + r * dim, dim, epsilon);
     }
   });
 }
