@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Build vampnet-ort with AddressSanitizer + UndefinedBehaviorSanitizer into .venv-asan and run the op tests
+# under it. Any sanitizer report aborts the run (non-zero exit). Extra args go to pytest.
+#   bash scripts/sanitize.sh                 # all op tests
+#   bash scripts/sanitize.sh -k attention    # a subset
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export VAMPNET_VENV="${VAMPNET_ASAN_VENV:-.venv-asan}"
+export VAMPNET_SANITIZE=1
+venv="$(bash scripts/setup_venv.sh test,export)"
+# The Python interpreter is not instrumented: preload the sanitizer runtimes so they initialise first.
+# Leak checking is off here (CPython itself keeps allocations until exit); see docs for the leak checks.
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export PYTHONMALLOC=malloc
+mapfile -t tests < <(grep -l "run_both\|native_error" tests/test_*.py)
+exec "$venv/bin/pytest" -q -p no:cacheprovider "${tests[@]}" "$@"
