@@ -14,5 +14,5 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=lib
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONMALLOC=malloc
-mapfile -t tests < <(grep -l "run_both\|native_error" tests/test_*.py)
+mapfile -t tests < <(grep -l "^from op_testing\|^from fuzzing" tests/test_*.py)
 exec "$venv/bin/pytest" -q -p no:cacheprovider "${tests[@]}" "$@"
