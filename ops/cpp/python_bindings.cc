@@ -3,14 +3,18 @@
 // messages the ORT path reports.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <thread>
 #include <vector>
 
 #include "codebook_embedding.h"
 #include "film.h"
+#include "philox_uniform.h"
 #include "rms_norm.h"
+#include "sample_and_remask.h"
 
 namespace py = pybind11;
 
@@ -91,6 +95,52 @@ Array<float> py_codebook_embedding(const Array<int64_t>& codes, const Array<floa
   return y;
 }
 
+Array<float> py_philox_uniform(const Array<int64_t>& seed, int64_t step, const Array<int64_t>& shape, int threads) {
+  const vampnet::Shape shape_shape = shape_of(shape);
+  vampnet::check_rank(vampnet::kPhiloxUniform, "shape", shape_shape, 1);
+  vampnet::check_dim(vampnet::kPhiloxUniform, "shape", shape_shape, 0, 3, "3 (B, P, T)");
+  const vampnet::PhiloxDims d = vampnet::philox_uniform_check(shape_of(seed), {}, shape_shape, shape.data(), step);
+  Array<float> out = empty_like_shape<float>({2, d.batch, d.predicted, d.time});
+  {
+    py::gil_scoped_release release;
+    vampnet::philox_uniform(seed.data(), step, d, out.mutable_data(), ThreadParallel(threads));
+  }
+  return out;
+}
+
+std::array<uint32_t, 4> py_philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
+  return vampnet::philox4x32_10(counter, key);
+}
+
+py::tuple py_sample_and_remask(const Array<float>& logits, const Array<int64_t>& codes,
+                               const Array<int64_t>& start_codes, const Array<int64_t>& n0, int64_t step,
+                               int64_t num_steps, const Array<float>& uniforms, float temperature,
+                               float mask_temperature, float top_p, int64_t top_k, float typical_mass,
+                               int64_t typical_min_tokens, float sample_cutoff, int threads) {
+  const vampnet::SampleDims d = vampnet::sample_and_remask_check_shapes(
+      shape_of(logits), shape_of(codes), shape_of(start_codes), shape_of(n0), shape_of(uniforms));
+  vampnet::SampleParams p;
+  p.step = step;
+  p.num_steps = num_steps;
+  p.temperature = temperature;
+  p.mask_temperature = mask_temperature;
+  p.top_p = top_p;
+  p.top_k = top_k;
+  p.typical_mass = typical_mass;
+  p.typical_min_tokens = typical_min_tokens;
+  p.sample_cutoff = sample_cutoff;
+  vampnet::sample_and_remask_check_values(d, p, codes.data(), start_codes.data(), n0.data(), uniforms.data());
+  const vampnet::Shape cs = shape_of(codes);
+  Array<int64_t> next_codes = empty_like_shape<int64_t>(cs);
+  Array<int64_t> sampled = empty_like_shape<int64_t>(cs);
+  {
+    py::gil_scoped_release release;
+    vampnet::sample_and_remask(logits.data(), codes.data(), start_codes.data(), n0.data(), uniforms.data(), d, p,
+                               next_codes.mutable_data(), sampled.mutable_data(), ThreadParallel(threads));
+  }
+  return py::make_tuple(next_codes, sampled);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -102,4 +152,18 @@ PYBIND11_MODULE(_kernels, m) {
         "FiLM: x * (1 + gamma) + beta, gamma/beta [B or 1, D] broadcast over time");
   m.def("codebook_embedding", &py_codebook_embedding, py::arg("codes"), py::arg("tables"), py::arg("bias"),
         py::arg("threads") = 1, "bias + sum_c tables[c, codes[b, c, t]] -> [B, T, D]");
+  m.def("philox_uniform", &py_philox_uniform, py::arg("seed"), py::arg("step"), py::arg("shape"),
+        py::arg("threads") = 1, "Philox4x32-10 uniforms [2, B, P, T] for one decode step (see PhiloxUniform)");
+  m.def("philox4x32_10", &py_philox4x32_10, py::arg("counter"), py::arg("key"),
+        "one Philox4x32-10 block: 4 counter words, 2 key words -> 4 words");
+  m.def("sample_and_remask", &py_sample_and_remask, py::arg("logits"), py::arg("codes"), py::arg("start_codes"),
+        py::arg("n0"), py::arg("step"), py::arg("num_steps"), py::arg("uniforms"), py::arg("temperature"),
+        py::arg("mask_temperature"), py::arg("top_p"), py::arg("top_k"), py::arg("typical_mass"),
+        py::arg("typical_min_tokens"), py::arg("sample_cutoff"), py::arg("threads") = 1,
+        "one decode step -> (next_codes, sampled) (see SampleAndRemask)");
+  m.def("schedule_gamma", [](int64_t step, int64_t num_steps) {
+        return vampnet::schedule_gamma(vampnet::schedule_r(step, num_steps)); }, py::arg("step"), py::arg("num_steps"),
+        "gamma((step + 1) / num_steps) in float32");
+  m.def("schedule_num_to_mask", &vampnet::schedule_num_to_mask, py::arg("step"), py::arg("num_steps"), py::arg("n0"),
+        py::arg("masked_in_row"), "number of positions to re-mask at this step");
 }
