@@ -141,6 +141,62 @@ py::tuple py_sample_and_remask(const Array<float>& logits, const Array<int64_t>&
   return py::make_tuple(next_codes, sampled);
 }
 
+vampnet::SampleParams filter_params(float temperature, float top_p, int64_t top_k, float typical_mass,
+                                    int64_t typical_min_tokens) {
+  vampnet::SampleParams p;
+  p.temperature = temperature;
+  p.top_p = top_p;
+  p.top_k = top_k;
+  p.typical_mass = typical_mass;
+  p.typical_min_tokens = typical_min_tokens;
+  return p;
+}
+
+vampnet::Shape check_rows(const Array<float>& logits) {
+  const vampnet::Shape s = shape_of(logits);
+  vampnet::check_rank(vampnet::kSampleAndRemask, "logits", s, 2);
+  vampnet::check(s[1] >= 1, vampnet::kSampleAndRemask, "input 'logits' needs V >= 1");
+  return s;
+}
+
+Array<float> py_filter_rows(const Array<float>& logits, float top_p, int64_t top_k, float typical_mass,
+                            int64_t typical_min_tokens) {
+  const vampnet::Shape s = check_rows(logits);
+  Array<float> out = empty_like_shape<float>(s);
+  vampnet::filter_rows(logits.data(), s[0], s[1], filter_params(1.f, top_p, top_k, typical_mass, typical_min_tokens),
+                       out.mutable_data());
+  return out;
+}
+
+py::tuple py_sample_rows(const Array<float>& logits, const Array<float>& uniforms, float temperature, float top_p,
+                         int64_t top_k, float typical_mass, int64_t typical_min_tokens, bool sample) {
+  const vampnet::Shape s = check_rows(logits);
+  vampnet::check(shape_of(uniforms) == vampnet::Shape{s[0]}, vampnet::kSampleAndRemask,
+                 "input 'uniforms' must have shape [rows]");
+  Array<int64_t> tokens = empty_like_shape<int64_t>({s[0]});
+  Array<float> probs = empty_like_shape<float>({s[0]});
+  vampnet::sample_rows(logits.data(), s[0], s[1],
+                       filter_params(temperature, top_p, top_k, typical_mass, typical_min_tokens), sample,
+                       uniforms.data(), tokens.mutable_data(), probs.mutable_data());
+  return py::make_tuple(tokens, probs);
+}
+
+py::array_t<bool> py_remask_rows(const Array<float>& confidence, const Array<int64_t>& num_to_mask) {
+  const vampnet::Shape s = shape_of(confidence);
+  vampnet::check_rank(vampnet::kSampleAndRemask, "confidence", s, 2);
+  vampnet::check(shape_of(num_to_mask) == vampnet::Shape{s[0]}, vampnet::kSampleAndRemask,
+                 "input 'num_to_mask' must have shape [rows]");
+  py::array_t<bool> out(std::vector<py::ssize_t>{s[0], s[1]});
+  bool* o = out.mutable_data();
+  std::vector<float> scratch(static_cast<size_t>(s[1]));
+  for (int64_t r = 0; r < s[0]; ++r) {
+    const float* c = confidence.data() + r * s[1];
+    const float cutoff = vampnet::remask_cutoff(c, s[1], num_to_mask.data()[r], scratch.data());
+    for (int64_t j = 0; j < s[1]; ++j) o[r * s[1] + j] = c[j] < cutoff;
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -166,4 +222,12 @@ PYBIND11_MODULE(_kernels, m) {
         "gamma((step + 1) / num_steps) in float32");
   m.def("schedule_num_to_mask", &vampnet::schedule_num_to_mask, py::arg("step"), py::arg("num_steps"), py::arg("n0"),
         py::arg("masked_in_row"), "number of positions to re-mask at this step");
+  m.def("filter_rows", &py_filter_rows, py::arg("logits"), py::arg("top_p"), py::arg("top_k"),
+        py::arg("typical_mass"), py::arg("typical_min_tokens"),
+        "typical, top-k and top-p filtering of logits [rows, V] as SampleAndRemask applies them (-inf = removed)");
+  m.def("sample_rows", &py_sample_rows, py::arg("logits"), py::arg("uniforms"), py::arg("temperature"),
+        py::arg("top_p"), py::arg("top_k"), py::arg("typical_mass"), py::arg("typical_min_tokens"), py::arg("sample"),
+        "token and its probability per row of logits [rows, V], as SampleAndRemask chooses them");
+  m.def("remask_rows", &py_remask_rows, py::arg("confidence"), py::arg("num_to_mask"),
+        "re-mask rule: confidence [rows, n] strictly below the k-th smallest (0-based) of its row");
 }

@@ -106,11 +106,67 @@ float schedule_r(int64_t step, int64_t num_steps) {
   return static_cast<float>(step + 1) / static_cast<float>(num_steps);
 }
 
+namespace {
+
+// Double-float helpers (a value as an unevaluated sum hi + lo of two floats).
+struct Float2 {
+  float hi, lo;
+};
+inline Float2 two_sum(float x, float y) {  // exact x + y
+  const float s = x + y;
+  const float v = s - x;
+  return {s, (x - (s - v)) + (y - v)};
+}
+inline Float2 add2(Float2 x, float y) {
+  const float s = x.hi + y;
+  const float v = s - x.hi;
+  return {s, ((x.hi - (s - v)) + (y - v)) + x.lo};
+}
+inline Float2 fast_add(float x, float y) {  // |x| >= |y|
+  const float s = x + y;
+  return {s, (x - s) + y};
+}
+inline Float2 fast_add(float x, Float2 y) {  // |x| >= |y|
+  const float s = x + y.hi;
+  return {s, ((x - s) + y.hi) + y.lo};
+}
+inline Float2 square(Float2 x) {
+  const float s = x.hi * x.hi;
+  return {s, std::fma(x.hi + x.hi, x.lo, std::fma(x.hi, x.hi, -s))};
+}
+inline Float2 mul(Float2 x, Float2 y) {
+  const float s = x.hi * y.hi;
+  return {s, std::fma(x.hi, y.lo, std::fma(x.lo, y.hi, std::fma(x.hi, y.hi, -s)))};
+}
+inline float mul_to_float(Float2 x, Float2 y) {
+  return std::fma(x.hi, y.hi, std::fma(x.lo, y.hi, x.hi * y.lo));
+}
+
+}  // namespace
+
+// cos(d) for |d| < 125 in float32 with fused multiply-adds, reduced around the nearest odd multiple of pi/2 and
+// evaluated in double-float arithmetic: the algorithm of SLEEF's 1-ulp cosf, which is what torch's CPU cos
+// runs. Matching it (not the correctly rounded cosine) is what makes the schedule agree with upstream bit for bit:
+// the two differ by one ulp for about 5% of (step, num_steps) pairs, which changes floor(gamma * N0) for some N0.
+float schedule_cos(float d) {
+  const float dq = std::fma(std::nearbyint(std::fma(d, 0.318309886183790671538f, -0.5f)), 2.0f, 1.0f);
+  const int32_t q = static_cast<int32_t>(dq);
+  Float2 s = two_sum(d, dq * -1.57073974609375f);      // -pi_a / 2
+  s = add2(s, dq * -5.657970905303955078e-05f);         // -pi_b / 2
+  s = add2(s, dq * -9.920936294705029468e-10f);         // -pi_c / 2
+  const Float2 t = s;
+  const Float2 s2 = square(s);
+  float u = std::fma(2.6083159809786593541503e-06f, s2.hi, -0.0001981069071916863322258f);
+  u = std::fma(u, s2.hi, 0.00833307858556509017944336f);
+  const Float2 x = fast_add(1.0f, mul(fast_add(-0.166666597127914428710938f, u * s2.hi), s2));
+  const float r = mul_to_float(t, x);
+  return (q & 2) == 0 ? -r : r;
+}
+
 float schedule_gamma(float r) {
-  // cos(r * pi / 2) with every product rounded to float32 as upstream does; cos itself correctly rounded.
+  // cos(r * pi / 2) with every product rounded to float32 as upstream does, clamped to [1e-10, 1].
   const float angle = (r * static_cast<float>(M_PI)) / 2.0f;
-  const float g = static_cast<float>(std::cos(static_cast<double>(angle)));
-  return std::min(std::max(g, 1e-10f), 1.0f);
+  return std::min(std::max(schedule_cos(angle), 1e-10f), 1.0f);
 }
 
 int64_t schedule_num_to_mask(int64_t step, int64_t num_steps, int64_t n0, int64_t masked_in_row) {
@@ -459,16 +515,7 @@ void sample_and_remask(const float* logits, const int64_t* codes, const int64_t*
       }
       const int64_t k = schedule_num_to_mask(p.step, p.num_steps, n0[b], masked_in_row);
       const float* conf = confidence.data() + b * per_item;
-      float cutoff;
-      if (k <= 0 || per_item == 0) {
-        cutoff = -kInf;  // nothing is strictly below the smallest value
-      } else if (k >= per_item) {
-        cutoff = kInf;
-      } else {
-        std::copy(conf, conf + per_item, sorted.begin());
-        std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end());
-        cutoff = sorted[static_cast<size_t>(k)];
-      }
+      const float cutoff = remask_cutoff(conf, per_item, k, sorted.data());
       for (int64_t pc = 0; pc < P; ++pc) {
         const int64_t base = (b * C + Cc + pc) * T;
         for (int64_t t = 0; t < T; ++t) {
@@ -477,6 +524,61 @@ void sample_and_remask(const float* logits, const int64_t* codes, const int64_t*
       }
     }
   });
+}
+
+float remask_cutoff(const float* confidence, int64_t n, int64_t k, float* scratch) {
+  if (k <= 0 || n == 0) return -kInf;  // nothing is strictly below the smallest value
+  if (k >= n) return kInf;
+  std::copy(confidence, confidence + n, scratch);
+  std::nth_element(scratch, scratch + k, scratch + n);
+  return scratch[k];
+}
+
+namespace {
+StepConfig row_config(const SampleParams& p, int64_t vocab, bool sample) {
+  StepConfig cfg;
+  cfg.sample = sample && p.temperature > 0.f;
+  cfg.typical = p.typical_mass > 0.f && p.typical_mass < 1.f;
+  cfg.top_k = p.top_k > 0 && p.top_k < vocab;
+  cfg.top_p = p.top_p > 0.f && p.top_p < 1.f;
+  cfg.tau = p.temperature > 0.f ? p.temperature : 1.0f;
+  return cfg;
+}
+
+void throw_row_error(RowError e, int64_t row) {
+  const char* what = e == RowError::kNaN ? "NaN" : e == RowError::kPosInf ? "+inf" : "only -inf values";
+  throw Error(kSampleAndRemask, std::string("input 'logits' has ") + what + " in row " + std::to_string(row));
+}
+}  // namespace
+
+void filter_rows(const float* logits, int64_t rows, int64_t vocab, const SampleParams& params, float* out) {
+  const StepConfig cfg = row_config(params, vocab, false);
+  Scratch scratch(vocab);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = logits + i * vocab;
+    float* x = out + i * vocab;
+    const RowStats raw = row_stats(row, vocab);
+    if (raw.nan_count > 0) throw_row_error(RowError::kNaN, i);
+    if (raw.max == kInf) throw_row_error(RowError::kPosInf, i);
+    if (raw.max == -kInf) throw_row_error(RowError::kAllNegInf, i);
+    std::copy(row, row + vocab, x);
+    if (cfg.typical) typical_filter(x, vocab, params.typical_mass, params.typical_min_tokens, scratch);
+    if (cfg.top_k) top_k_filter(x, vocab, params.top_k, scratch);
+    if (cfg.top_p) top_p_filter(x, vocab, params.top_p, scratch);
+  }
+}
+
+void sample_rows(const float* logits, int64_t rows, int64_t vocab, const SampleParams& params, bool sample,
+                 const float* uniforms, int64_t* tokens, float* probs) {
+  const StepConfig cfg = row_config(params, vocab, sample);
+  Scratch scratch(vocab);
+  for (int64_t i = 0; i < rows; ++i) {
+    Draw draw{0, 0.f};
+    const RowError e = sample_row(logits + i * vocab, vocab, cfg, params, uniforms[i], scratch, draw);
+    if (e != RowError::kNone) throw_row_error(e, i);
+    tokens[i] = draw.token;
+    probs[i] = draw.prob;
+  }
 }
 
 // ---- ONNX Runtime binding ----------------------------------------------------------------------------------------

@@ -47,7 +47,21 @@ void sample_and_remask(const float* logits, const int64_t* codes, const int64_t*
 // positions to re-mask.
 float schedule_r(int64_t step, int64_t num_steps);
 float schedule_gamma(float r);
+// cos in float32 as upstream (torch CPU / SLEEF 1-ulp algorithm) computes it, for |d| < 125.
+float schedule_cos(float d);
 int64_t schedule_num_to_mask(int64_t step, int64_t num_steps, int64_t n0, int64_t masked_in_row);
+
+// Row-level pieces of the step, exposed for tests and the numpy bindings (rows: [rows, V], validated finite or -inf
+// with at least one finite value per row, else vampnet::Error).
+// filter_rows: typical, top-k and top-p filtering as configured in `params` (filtered logits become -inf).
+void filter_rows(const float* logits, int64_t rows, int64_t vocab, const SampleParams& params, float* out);
+// sample_rows: the token of each row (inverse-CDF draw with uniforms[row] if `sample`, else argmax) and its
+// probability under softmax(filtered logits / temperature) (softmax(filtered logits) when temperature <= 0).
+void sample_rows(const float* logits, int64_t rows, int64_t vocab, const SampleParams& params, bool sample,
+                 const float* uniforms, int64_t* tokens, float* probs);
+// The re-mask cut-off of one row of confidences: its k-th smallest (0-based); -inf for k <= 0, +inf for k >= n.
+// Positions with confidence strictly below it are re-masked. `scratch` holds n floats.
+float remask_cutoff(const float* confidence, int64_t n, int64_t k, float* scratch);
 
 const OrtCustomOp* sample_and_remask_op();
 
