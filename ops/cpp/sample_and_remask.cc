@@ -186,7 +186,8 @@ namespace {
 // exactly 0 below -87.3 (so -inf maps to 0). Branch-free so the loops below vectorize.
 inline float exp_poly(float x) {
   const float xc = std::min(std::max(x, -87.33654f), 88.37626f);
-  const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
+  // Round x / ln 2 to the nearest integer with the 1.5 * 2^23 trick (branch-free, vectorizes on every ISA).
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   const float z = r * r;
@@ -206,129 +207,179 @@ inline float exp_poly(float x) {
 
 struct RowStats {
   float max = -kInf;
-  int64_t nan_count = 0;
+  int64_t argmax = 0;  // first index of the max
+  bool has_nan = false;
 };
 
+// Max (NaN ignored), the first index holding it, and whether the row holds a NaN; fixed lane order.
 __attribute__((target_clones("avx512f", "avx2", "default"))) RowStats row_stats(const float* x, int64_t n) {
-  float m[kLanes];
-  int32_t nans[kLanes];
+  float m[kLanes], nan_flags[kLanes];
+  int32_t idx[kLanes];
   for (int l = 0; l < kLanes; ++l) {
     m[l] = -kInf;
-    nans[l] = 0;
+    nan_flags[l] = 0.f;
+    idx[l] = std::numeric_limits<int32_t>::max();
   }
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     for (int l = 0; l < kLanes; ++l) {
       const float v = x[i + l];
-      m[l] = v > m[l] ? v : m[l];
-      nans[l] += v != v;
+      const bool greater = v > m[l];
+      m[l] = greater ? v : m[l];
+      idx[l] = greater ? static_cast<int32_t>(i + l) : idx[l];
+      nan_flags[l] = v != v ? 1.f : nan_flags[l];
     }
   }
-  for (; i < n; ++i) {
-    const float v = x[i];
-    m[0] = v > m[0] ? v : m[0];
-    nans[0] += v != v;
-  }
   RowStats s;
+  int64_t best = std::numeric_limits<int64_t>::max();
   for (int l = 0; l < kLanes; ++l) {
-    s.max = m[l] > s.max ? m[l] : s.max;
-    s.nan_count += nans[l];
+    if (m[l] > s.max || (m[l] == s.max && idx[l] < best)) {
+      s.max = m[l];
+      best = idx[l];
+    }
+    s.has_nan = s.has_nan || nan_flags[l] != 0.f;
   }
+  for (; i < n; ++i) {  // the tail comes after every lane element, so only a strictly greater value wins
+    const float v = x[i];
+    if (v > s.max) {
+      s.max = v;
+      best = i;
+    }
+    s.has_nan = s.has_nan || v != v;
+  }
+  s.argmax = best == std::numeric_limits<int64_t>::max() ? 0 : best;
   return s;
 }
 
-// w[i] = exp(x[i] * inv_scale ... ) : w[i] = exp(x[i] / tau - shift); returns the sum (fixed lane order).
-__attribute__((target_clones("avx512f", "avx2", "default"))) float exp_weights(const float* x, int64_t n, float tau,
-                                                                                 float shift, float* w) {
-  float acc[kLanes] = {0.f};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const float e = exp_poly(x[i + l] / tau - shift);
-      w[i + l] = e;
-      acc[l] += e;
-    }
-  }
-  for (; i < n; ++i) {
-    const float e = exp_poly(x[i] / tau - shift);
-    w[i] = e;
-    acc[0] += e;
+constexpr int64_t kBlock = 16;
+
+// w[i] = exp(x[i] / tau - shift) and the sums of consecutive blocks of kBlock weights; returns the total, defined
+// as the in-order sum of the block sums (so the inverse-CDF scan below reaches it exactly).
+__attribute__((target_clones("avx512f", "avx2", "default"))) float exp_weights(const float* __restrict x, int64_t n,
+                                                                                 float tau, float shift,
+                                                                                 float* __restrict w,
+                                                                                 float* __restrict block_sums) {
+  for (int64_t i = 0; i < n; ++i) w[i] = exp_poly(x[i] / tau - shift);
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t end = std::min(n, (b + 1) * kBlock);
+    float sum = 0.f;
+    for (int64_t i = b * kBlock; i < end; ++i) sum += w[i];
+    block_sums[b] = sum;
   }
   float total = 0.f;
-  for (int l = 0; l < kLanes; ++l) total += acc[l];
+  for (int64_t b = 0; b < blocks; ++b) total += block_sums[b];
   return total;
 }
 
-int64_t first_index_of(const float* x, int64_t n, float value) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (x[i] == value) return i;
+// Inverse CDF: the first token whose running weight sum exceeds target (< total), summing whole blocks first.
+int64_t inverse_cdf(const float* w, const float* block_sums, int64_t n, float target) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  float cum = 0.f;
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (!(cum + block_sums[b] > target)) {
+      cum += block_sums[b];
+      continue;
+    }
+    const int64_t end = std::min(n, (b + 1) * kBlock);
+    int64_t last_positive = -1;
+    for (int64_t i = b * kBlock; i < end; ++i) {
+      cum += w[i];
+      if (w[i] > 0.f) last_positive = i;
+      if (cum > target) return i;
+    }
+    if (last_positive >= 0) return last_positive;  // in-block rounding fell short: the block's last possible token
   }
-  return n - 1;
+  for (int64_t i = n - 1; i >= 0; --i) {  // rounding left the total at or below the target
+    if (w[i] > 0.f) return i;
+  }
+  return 0;
 }
 
 // Per-thread scratch of one block of positions.
 struct Scratch {
-  std::vector<float> filtered, weights, aux;
+  std::vector<float> filtered, weights, aux, block_sums;
   std::vector<int32_t> order;
   explicit Scratch(int64_t v)
       : filtered(static_cast<size_t>(v)), weights(static_cast<size_t>(v)), aux(static_cast<size_t>(v)),
-        order(static_cast<size_t>(v)) {}
+        block_sums(static_cast<size_t>((v + kBlock - 1) / kBlock)), order(static_cast<size_t>(v)) {}
 };
 
-// Sorts order[done, V) incrementally: after the call order[0, next) holds the `next` smallest keys (ties by
-// index) in ascending order. `less` compares token indices.
-template <typename Less>
-void extend_sorted_prefix(int32_t* order, int64_t n, int64_t done, int64_t next, Less less) {
-  if (next >= n) {
-    std::sort(order + done, order + n, less);
-    return;
+// Mass selection in O(n) expected time (quickselect that carries the probability mass along): `order` holds n
+// token ids, `before` is a strict total order on them, `weight` their probabilities. Finds the first position k,
+// in `before` order, at which the running sum of weights satisfies `crossed`, and rearranges `order` so that
+// order[0..k-1] are the k tokens before it (in any order) and order[k] is that token. Returns n if the sum never
+// crosses. The running sums are accumulated per partition, so near an exact tie with the threshold the result can
+// differ from a sequential cumulative sum by float rounding.
+template <typename Before, typename Crossed>
+int64_t mass_select(int32_t* order, int64_t n, const float* weight, Before before, Crossed crossed) {
+  int64_t lo = 0, hi = n;
+  float acc = 0.f;
+  while (hi - lo > 32) {
+    int32_t a = order[lo], b = order[lo + (hi - lo) / 2], c = order[hi - 1];
+    if (before(b, a)) std::swap(a, b);
+    if (before(c, b)) std::swap(b, c);
+    if (before(b, a)) std::swap(a, b);
+    const int32_t pivot = b;  // median of three
+    int32_t* mid = std::partition(order + lo, order + hi, [&](int32_t j) { return before(j, pivot); });
+    const int64_t m = mid - order;
+    std::iter_swap(order + m, std::find(order + m, order + hi, pivot));
+    float upper = 0.f;
+    for (int64_t k = lo; k < m; ++k) upper += weight[order[k]];
+    if (crossed(acc + upper)) {
+      hi = m;
+    } else if (crossed(acc + upper + weight[pivot])) {
+      return m;
+    } else {
+      acc += upper + weight[pivot];
+      lo = m + 1;
+    }
   }
-  std::nth_element(order + done, order + next - 1, order + n, less);
-  std::sort(order + done, order + next - 1, less);
+  std::sort(order + lo, order + hi, before);
+  for (int64_t k = lo; k < hi; ++k) {
+    acc += weight[order[k]];
+    if (crossed(acc)) return k;
+  }
+  return n;
 }
 
-// Typical filtering (upstream's typical_filter algorithm): keep the tokens whose surprisal is closest to the
-// entropy until their probability mass reaches `mass`, and at least `min_tokens` of them; ties at the threshold
-// are kept. x holds no NaN/+inf and at least one finite value.
+// The ids of the tokens with a finite logit; returns their count.
+int64_t finite_tokens(const float* x, int64_t n, int32_t* order) {
+  int64_t count = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (x[j] != -kInf) order[count++] = static_cast<int32_t>(j);
+  }
+  return count;
+}
+
+// Typical filtering (upstream's typical_filter algorithm): in ascending order of |surprisal - entropy| keep tokens
+// until their probability mass reaches `mass`, and at least `min_tokens`; every token whose gap equals the last
+// kept one's is kept too. x holds no NaN/+inf and at least one finite value.
 void typical_filter(float* x, int64_t n, float mass, int64_t min_tokens, Scratch& s) {
   const float m = row_stats(x, n).max;
-  const float total = exp_weights(x, n, 1.0f, m, s.weights.data());
+  float* p = s.weights.data();
+  const float total = exp_weights(x, n, 1.0f, m, p, s.block_sums.data());
   const float log_total = std::log(total);
-  float* surprise_gap = s.aux.data();
+  const float inv_total = 1.0f / total;
+  float* gap = s.aux.data();
   float entropy = 0.f;
   for (int64_t j = 0; j < n; ++j) {
-    if (x[j] == -kInf) continue;  // p log p = 0 (upstream's nansum)
     const float logp = (x[j] - m) - log_total;
-    entropy -= std::exp(logp) * logp;
+    p[j] *= inv_total;
+    entropy -= x[j] == -kInf ? 0.f : p[j] * logp;  // p log p -> 0 (upstream's nansum)
+    gap[j] = logp;
   }
-  for (int64_t j = 0; j < n; ++j) {
-    const float logp = (x[j] - m) - log_total;
-    surprise_gap[j] = x[j] == -kInf ? kInf : std::fabs(-logp - entropy);
-    s.weights[j] = std::exp(logp);
-  }
+  for (int64_t j = 0; j < n; ++j) gap[j] = x[j] == -kInf ? kInf : std::fabs(-gap[j] - entropy);
   int32_t* order = s.order.data();
-  for (int64_t j = 0; j < n; ++j) order[j] = static_cast<int32_t>(j);
-  auto less = [&](int32_t a, int32_t b) {
-    return surprise_gap[a] < surprise_gap[b] || (surprise_gap[a] == surprise_gap[b] && a < b);
-  };
-  const int64_t need = std::min<int64_t>(std::max<int64_t>(min_tokens, 1), n);
-  int64_t done = 0, last_ind = -1;
-  float cum = 0.f;
-  while (done < n) {
-    const int64_t next = std::min<int64_t>(n, std::max<int64_t>(done * 2, std::max<int64_t>(need, 64)));
-    extend_sorted_prefix(order, n, done, next, less);
-    for (int64_t q = done; q < next && last_ind < 0; ++q) {
-      cum += s.weights[order[q]];
-      if (!(cum < mass)) last_ind = q;
-    }
-    done = next;
-    if (last_ind >= 0 && done >= need) break;
-  }
-  if (last_ind < 0) last_ind = n - 1;
-  const int64_t threshold_pos = std::min<int64_t>(std::max<int64_t>(last_ind, min_tokens - 1), n - 1);
-  const float threshold = surprise_gap[order[threshold_pos]];
+  const int64_t count = finite_tokens(x, n, order);
+  auto before = [gap](int32_t a, int32_t b) { return gap[a] < gap[b] || (gap[a] == gap[b] && a < b); };
+  const int64_t last_ind = mass_select(order, count, p, before, [mass](float cum) { return !(cum < mass); });
+  const int64_t threshold_pos = std::max<int64_t>(last_ind, min_tokens - 1);
+  if (threshold_pos >= count) return;  // keeps every token
+  if (threshold_pos > last_ind) std::nth_element(order + last_ind + 1, order + threshold_pos, order + count, before);
+  const float threshold = gap[order[threshold_pos]];
   for (int64_t j = 0; j < n; ++j) {
-    if (surprise_gap[j] > threshold) x[j] = -kInf;
+    if (gap[j] > threshold) x[j] = -kInf;
   }
 }
 
@@ -347,28 +398,17 @@ void top_k_filter(float* x, int64_t n, int64_t k, Scratch& s) {
 // the first whose cumulative softmax probability exceeds top_p.
 void top_p_filter(float* x, int64_t n, float top_p, Scratch& s) {
   const float m = row_stats(x, n).max;
-  const float total = exp_weights(x, n, 1.0f, m, s.weights.data());
+  float* q = s.weights.data();
+  const float inv_total = 1.0f / exp_weights(x, n, 1.0f, m, q, s.block_sums.data());
+  for (int64_t j = 0; j < n; ++j) q[j] *= inv_total;
   int32_t* order = s.order.data();
-  for (int64_t j = 0; j < n; ++j) order[j] = static_cast<int32_t>(j);
-  auto greater = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
-  int64_t done = 0, last_kept = -1;
-  float cum = 0.f;
-  while (done < n && last_kept < 0) {
-    const int64_t next = std::min<int64_t>(n, std::max<int64_t>(done * 2, 64));
-    extend_sorted_prefix(order, n, done, next, greater);
-    for (int64_t q = done; q < next; ++q) {
-      cum += s.weights[order[q]] / total;
-      if (cum > top_p) {
-        last_kept = q;
-        break;
-      }
-    }
-    done = next;
-  }
-  if (last_kept < 0) return;  // the whole distribution fits under top_p
+  const int64_t count = finite_tokens(x, n, order);
+  auto before = [x](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
+  const int64_t last_kept = mass_select(order, count, q, before, [top_p](float cum) { return cum > top_p; });
+  if (last_kept >= count) return;  // the whole distribution fits under top_p
   float* kept = s.aux.data();
   std::fill(kept, kept + n, 0.f);
-  for (int64_t q = 0; q <= last_kept; ++q) kept[order[q]] = 1.f;
+  for (int64_t k = 0; k <= last_kept; ++k) kept[order[k]] = 1.f;
   for (int64_t j = 0; j < n; ++j) {
     if (kept[j] == 0.f) x[j] = -kInf;
   }
@@ -389,11 +429,11 @@ struct StepConfig {
 RowError sample_row(const float* row, int64_t n, const StepConfig& cfg, const SampleParams& p, float u, Scratch& s,
                     Draw& out) {
   const RowStats raw = row_stats(row, n);
-  if (raw.nan_count > 0) return RowError::kNaN;
+  if (raw.has_nan) return RowError::kNaN;
   if (raw.max == kInf) return RowError::kPosInf;
   if (raw.max == -kInf) return RowError::kAllNegInf;
   const float* x = row;
-  float max_logit = raw.max;
+  RowStats stats = raw;
   if (cfg.typical || cfg.top_k || cfg.top_p) {
     float* f = s.filtered.data();
     std::copy(row, row + n, f);
@@ -401,34 +441,12 @@ RowError sample_row(const float* row, int64_t n, const StepConfig& cfg, const Sa
     if (cfg.top_k) top_k_filter(f, n, p.top_k, s);
     if (cfg.top_p) top_p_filter(f, n, p.top_p, s);
     x = f;
-    max_logit = row_stats(f, n).max;
+    stats = row_stats(f, n);
   }
-  const float shift = max_logit / cfg.tau;
+  const float shift = stats.max / cfg.tau;
   float* w = s.weights.data();
-  const float total = exp_weights(x, n, cfg.tau, shift, w);
-  int64_t token;
-  if (cfg.sample) {
-    const float target = u * total;
-    float cum = 0.f;
-    token = -1;
-    for (int64_t j = 0; j < n; ++j) {
-      cum += w[j];
-      if (cum > target) {
-        token = j;
-        break;
-      }
-    }
-    if (token < 0) {  // rounding left the running sum at or below the target: take the last possible token
-      for (int64_t j = n - 1; j >= 0; --j) {
-        if (w[j] > 0.f) {
-          token = j;
-          break;
-        }
-      }
-    }
-  } else {
-    token = first_index_of(x, n, max_logit);
-  }
+  const float total = exp_weights(x, n, cfg.tau, shift, w, s.block_sums.data());
+  const int64_t token = cfg.sample ? inverse_cdf(w, s.block_sums.data(), n, u * total) : stats.argmax;
   out.token = token;
   out.prob = w[token] / total;
   return RowError::kNone;
@@ -560,7 +578,7 @@ void filter_rows(const float* logits, int64_t rows, int64_t vocab, const SampleP
     const float* row = logits + i * vocab;
     float* x = out + i * vocab;
     const RowStats raw = row_stats(row, vocab);
-    if (raw.nan_count > 0) throw_row_error(RowError::kNaN, i);
+    if (raw.has_nan) throw_row_error(RowError::kNaN, i);
     if (raw.max == kInf) throw_row_error(RowError::kPosInf, i);
     if (raw.max == -kInf) throw_row_error(RowError::kAllNegInf, i);
     std::copy(row, row + vocab, x);
