@@ -205,70 +205,75 @@ inline float exp_poly(float x) {
   return x < -87.33654f ? 0.0f : y * scale;
 }
 
-struct RowStats {
-  float max = -kInf;
-  int64_t argmax = 0;  // first index of the max
-  bool has_nan = false;
-};
-
-// Max (NaN ignored), the first index holding it, and whether the row holds a NaN; fixed lane order.
-__attribute__((target_clones("avx512f", "avx2", "default"))) RowStats row_stats(const float* x, int64_t n) {
-  float m[kLanes], nan_flags[kLanes];
-  int32_t idx[kLanes];
-  for (int l = 0; l < kLanes; ++l) {
-    m[l] = -kInf;
-    nan_flags[l] = 0.f;
-    idx[l] = std::numeric_limits<int32_t>::max();
-  }
+// Max of a row in fixed lane order; NaN is ignored (callers detect NaN separately).
+__attribute__((target_clones("avx512f", "avx2", "default"))) float row_max(const float* x, int64_t n) {
+  float m[kLanes];
+  for (int l = 0; l < kLanes; ++l) m[l] = -kInf;
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const float v = x[i + l];
-      const bool greater = v > m[l];
-      m[l] = greater ? v : m[l];
-      idx[l] = greater ? static_cast<int32_t>(i + l) : idx[l];
-      nan_flags[l] = v != v ? 1.f : nan_flags[l];
-    }
+    for (int l = 0; l < kLanes; ++l) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
   }
-  RowStats s;
-  int64_t best = std::numeric_limits<int64_t>::max();
-  for (int l = 0; l < kLanes; ++l) {
-    if (m[l] > s.max || (m[l] == s.max && idx[l] < best)) {
-      s.max = m[l];
-      best = idx[l];
-    }
-    s.has_nan = s.has_nan || nan_flags[l] != 0.f;
+  float best = -kInf;
+  for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+  for (int l = 0; l < kLanes; ++l) best = m[l] > best ? m[l] : best;
+  return best;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) bool has_nan(const float* x, int64_t n) {
+  int32_t flags[kLanes] = {0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) flags[l] |= x[i + l] != x[i + l];
   }
-  for (; i < n; ++i) {  // the tail comes after every lane element, so only a strictly greater value wins
-    const float v = x[i];
-    if (v > s.max) {
-      s.max = v;
-      best = i;
-    }
-    s.has_nan = s.has_nan || v != v;
+  int32_t any = 0;
+  for (; i < n; ++i) any |= x[i] != x[i];
+  for (int l = 0; l < kLanes; ++l) any |= flags[l];
+  return any != 0;
+}
+
+// First index holding `value` (which the row contains).
+int64_t first_index_of(const float* x, int64_t n, float value) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    int32_t hit = 0;
+    for (int l = 0; l < kLanes; ++l) hit |= x[i + l] == value;
+    if (hit) break;
   }
-  s.argmax = best == std::numeric_limits<int64_t>::max() ? 0 : best;
-  return s;
+  for (; i < n; ++i) {
+    if (x[i] == value) return i;
+  }
+  return 0;
 }
 
 constexpr int64_t kBlock = 16;
 
+// Sum of 16 values as a fixed pairwise tree (vectorizes as a horizontal reduction).
+inline float block_sum16(const float* w) {
+  float t[8];
+  for (int l = 0; l < 8; ++l) t[l] = w[l] + w[l + 8];
+  for (int l = 0; l < 4; ++l) t[l] = t[l] + t[l + 4];
+  for (int l = 0; l < 2; ++l) t[l] = t[l] + t[l + 2];
+  return t[0] + t[1];
+}
+
 // w[i] = exp(x[i] / tau - shift) and the sums of consecutive blocks of kBlock weights; returns the total, defined
-// as the in-order sum of the block sums (so the inverse-CDF scan below reaches it exactly).
+// as the in-order sum of the block sums (so the inverse-CDF scan below reaches it exactly). NaN in x gives a NaN
+// total.
 __attribute__((target_clones("avx512f", "avx2", "default"))) float exp_weights(const float* __restrict x, int64_t n,
                                                                                  float tau, float shift,
                                                                                  float* __restrict w,
                                                                                  float* __restrict block_sums) {
   for (int64_t i = 0; i < n; ++i) w[i] = exp_poly(x[i] / tau - shift);
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t end = std::min(n, (b + 1) * kBlock);
-    float sum = 0.f;
-    for (int64_t i = b * kBlock; i < end; ++i) sum += w[i];
-    block_sums[b] = sum;
-  }
+  const int64_t full = n / kBlock;
+  for (int64_t b = 0; b < full; ++b) block_sums[b] = block_sum16(w + b * kBlock);
   float total = 0.f;
-  for (int64_t b = 0; b < blocks; ++b) total += block_sums[b];
+  for (int64_t b = 0; b < full; ++b) total += block_sums[b];
+  if (full * kBlock < n) {
+    float sum = 0.f;
+    for (int64_t i = full * kBlock; i < n; ++i) sum += w[i];
+    block_sums[full] = sum;
+    total += sum;
+  }
   return total;
 }
 
@@ -356,7 +361,7 @@ int64_t finite_tokens(const float* x, int64_t n, int32_t* order) {
 // until their probability mass reaches `mass`, and at least `min_tokens`; every token whose gap equals the last
 // kept one's is kept too. x holds no NaN/+inf and at least one finite value.
 void typical_filter(float* x, int64_t n, float mass, int64_t min_tokens, Scratch& s) {
-  const float m = row_stats(x, n).max;
+  const float m = row_max(x, n);
   float* p = s.weights.data();
   const float total = exp_weights(x, n, 1.0f, m, p, s.block_sums.data());
   const float log_total = std::log(total);
@@ -397,7 +402,7 @@ void top_k_filter(float* x, int64_t n, int64_t k, Scratch& s) {
 // Top-p (nucleus, upstream's rule): in descending logit order (ties by index), keep tokens up to and including
 // the first whose cumulative softmax probability exceeds top_p.
 void top_p_filter(float* x, int64_t n, float top_p, Scratch& s) {
-  const float m = row_stats(x, n).max;
+  const float m = row_max(x, n);
   float* q = s.weights.data();
   const float inv_total = 1.0f / exp_weights(x, n, 1.0f, m, q, s.block_sums.data());
   for (int64_t j = 0; j < n; ++j) q[j] *= inv_total;
@@ -428,25 +433,26 @@ struct StepConfig {
 
 RowError sample_row(const float* row, int64_t n, const StepConfig& cfg, const SampleParams& p, float u, Scratch& s,
                     Draw& out) {
-  const RowStats raw = row_stats(row, n);
-  if (raw.has_nan) return RowError::kNaN;
-  if (raw.max == kInf) return RowError::kPosInf;
-  if (raw.max == -kInf) return RowError::kAllNegInf;
+  const float raw_max = row_max(row, n);
+  if (raw_max == kInf) return RowError::kPosInf;
+  if (raw_max == -kInf) return has_nan(row, n) ? RowError::kNaN : RowError::kAllNegInf;
   const float* x = row;
-  RowStats stats = raw;
+  float max_logit = raw_max;
   if (cfg.typical || cfg.top_k || cfg.top_p) {
+    if (has_nan(row, n)) return RowError::kNaN;  // before any selection sees it
     float* f = s.filtered.data();
     std::copy(row, row + n, f);
     if (cfg.typical) typical_filter(f, n, p.typical_mass, p.typical_min_tokens, s);
     if (cfg.top_k) top_k_filter(f, n, p.top_k, s);
     if (cfg.top_p) top_p_filter(f, n, p.top_p, s);
     x = f;
-    stats = row_stats(f, n);
+    max_logit = row_max(f, n);
   }
-  const float shift = stats.max / cfg.tau;
+  const float shift = max_logit / cfg.tau;
   float* w = s.weights.data();
   const float total = exp_weights(x, n, cfg.tau, shift, w, s.block_sums.data());
-  const int64_t token = cfg.sample ? inverse_cdf(w, s.block_sums.data(), n, u * total) : stats.argmax;
+  if (std::isnan(total)) return RowError::kNaN;
+  const int64_t token = cfg.sample ? inverse_cdf(w, s.block_sums.data(), n, u * total) : first_index_of(x, n, max_logit);
   out.token = token;
   out.prob = w[token] / total;
   return RowError::kNone;
@@ -577,10 +583,10 @@ void filter_rows(const float* logits, int64_t rows, int64_t vocab, const SampleP
   for (int64_t i = 0; i < rows; ++i) {
     const float* row = logits + i * vocab;
     float* x = out + i * vocab;
-    const RowStats raw = row_stats(row, vocab);
-    if (raw.has_nan) throw_row_error(RowError::kNaN, i);
-    if (raw.max == kInf) throw_row_error(RowError::kPosInf, i);
-    if (raw.max == -kInf) throw_row_error(RowError::kAllNegInf, i);
+    const float raw_max = row_max(row, vocab);
+    if (has_nan(row, vocab)) throw_row_error(RowError::kNaN, i);
+    if (raw_max == kInf) throw_row_error(RowError::kPosInf, i);
+    if (raw_max == -kInf) throw_row_error(RowError::kAllNegInf, i);
     std::copy(row, row + vocab, x);
     if (cfg.typical) typical_filter(x, vocab, params.typical_mass, params.typical_min_tokens, scratch);
     if (cfg.top_k) top_k_filter(x, vocab, params.top_k, scratch);
