@@ -550,3 +550,22 @@ def test_non_scalar_parameter_is_rejected():
     feeds = step_feeds(*random_case(rng), step=0, num_steps=2)
     feeds["temperature"] = np.array([1.0, 1.0], np.float32)
     assert "'temperature' must be a scalar" in native_error(step_model(), feeds)
+
+
+@pytest.mark.parametrize("num_steps,step,n0", [(8, 0, 3591), (16, 1, 3591), (7, 4, 6481), (13, 5, 5372)])
+def test_schedule_matches_upstream_where_correct_rounding_would_not(num_steps, step, n0):
+    """Upstream's float32 cos (torch CPU) is not correctly rounded; at these (step, S, N0) the correctly rounded
+    gamma gives a different k. Kernel and reference function compute the same (SLEEF-style) cos; for S = 8 and 16
+    golden/sampling.npz confirms it is upstream's value."""
+    time = n0 + 10
+    logits = np.zeros((1, 1, time, 2), np.float32)
+    logits[0, 0, :, 0] = np.linspace(0.0, 4.0, time, dtype=np.float32)  # distinct confidences, no ties
+    feeds = step_feeds(logits, np.full((1, 1, time), 2), n0=[n0], step=step, num_steps=num_steps)
+    native, reference = run_both(step_model(), feeds)
+    k = _kernels.schedule_num_to_mask(step, num_steps, n0, time)
+    assert (native[0] == 2).sum() == k and (reference[0] == 2).sum() == k
+    r = np.float32(step + 1) / np.float32(num_steps)
+    correctly_rounded = np.float32(np.cos(np.float64((r * np.float32(np.pi)) / np.float32(2))))
+    assert k != int(np.floor(correctly_rounded * np.float32(n0)))
+    if num_steps in (8, 16):  # r = 1/8: golden gamma_S8[0] is upstream's value
+        assert k == int(np.floor(golden("sampling.npz")["gamma_S8"][0] * np.float32(n0)))
