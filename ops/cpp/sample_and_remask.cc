@@ -304,57 +304,115 @@ int64_t inverse_cdf(const float* w, const float* block_sums, int64_t n, float ta
 // Per-thread scratch of one block of positions.
 struct Scratch {
   std::vector<float> filtered, weights, aux, block_sums;
-  std::vector<int32_t> order;
+  std::vector<uint64_t> order;
   explicit Scratch(int64_t v)
       : filtered(static_cast<size_t>(v)), weights(static_cast<size_t>(v)), aux(static_cast<size_t>(v)),
         block_sums(static_cast<size_t>((v + kBlock - 1) / kBlock)), order(static_cast<size_t>(v)) {}
 };
 
-// Mass selection in O(n) expected time (quickselect that carries the probability mass along): `order` holds n
-// token ids, `before` is a strict total order on them, `weight` their probabilities. Finds the first position k,
-// in `before` order, at which the running sum of weights satisfies `crossed`, and rearranges `order` so that
-// order[0..k-1] are the k tokens before it (in any order) and order[k] is that token. Returns n if the sum never
-// crosses. The running sums are accumulated per partition, so near an exact tie with the threshold the result can
-// differ from a sequential cumulative sum by float rounding.
-template <typename Before, typename Crossed>
-int64_t mass_select(int32_t* order, int64_t n, const float* weight, Before before, Crossed crossed) {
-  int64_t lo = 0, hi = n;
-  float acc = 0.f;
-  while (hi - lo > 32) {
-    int32_t a = order[lo], b = order[lo + (hi - lo) / 2], c = order[hi - 1];
-    if (before(b, a)) std::swap(a, b);
-    if (before(c, b)) std::swap(b, c);
-    if (before(b, a)) std::swap(a, b);
-    const int32_t pivot = b;  // median of three
-    int32_t* mid = std::partition(order + lo, order + hi, [&](int32_t j) { return before(j, pivot); });
-    const int64_t m = mid - order;
-    std::iter_swap(order + m, std::find(order + m, order + hi, pivot));
-    float upper = 0.f;
-    for (int64_t k = lo; k < m; ++k) upper += weight[order[k]];
-    if (crossed(acc + upper)) {
-      hi = m;
-    } else if (crossed(acc + upper + weight[pivot])) {
-      return m;
-    } else {
-      acc += upper + weight[pivot];
-      lo = m + 1;
-    }
-  }
-  std::sort(order + lo, order + hi, before);
-  for (int64_t k = lo; k < hi; ++k) {
-    acc += weight[order[k]];
-    if (crossed(acc)) return k;
-  }
-  return n;
+// Sort keys: (32-bit order key << 32) | token id, so plain integer order is "by key, ties by token id".
+inline uint32_t token_of(uint64_t key) { return static_cast<uint32_t>(key); }
+inline uint32_t float_bits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return bits;
+}
+// Ascending order of non-negative floats (and +inf).
+inline uint64_t ascending_key(float nonnegative, int64_t token) {
+  return (static_cast<uint64_t>(float_bits(nonnegative + 0.0f)) << 32) | static_cast<uint64_t>(token);
+}
+// Descending order of any non-NaN float (-0 and +0 compare equal, as floats do).
+inline uint64_t descending_key(float v, int64_t token) {
+  const uint32_t bits = float_bits(v + 0.0f);
+  const uint32_t ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  return (static_cast<uint64_t>(~ascending) << 32) | static_cast<uint64_t>(token);
 }
 
-// The ids of the tokens with a finite logit; returns their count.
-int64_t finite_tokens(const float* x, int64_t n, int32_t* order) {
-  int64_t count = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    if (x[j] != -kInf) order[count++] = static_cast<int32_t>(j);
+// Selection by a 256-bin histogram of a non-negative rank value (the order is: rank value ascending; exact ties
+// and tokens sharing a bin are ordered by `key`, which must be monotone with the rank value). Tokens whose rank
+// value is +inf are excluded. Two O(V) passes plus a sort of one or two bins; no data-dependent branching in the
+// passes.
+constexpr int kBins = 256;
+
+template <typename Key>
+struct RankHistogram {
+  const float* rank;
+  int64_t n;
+  Key key;
+  float scale = 0.f;
+  Scratch* s;
+
+  int bin(float r) const { return std::min(kBins - 1, static_cast<int>(r * scale)); }
+
+  RankHistogram(const float* rank_, int64_t n_, Key key_, Scratch& scratch) : rank(rank_), n(n_), key(key_), s(&scratch) {
+    float top = 0.f;
+    for (int64_t j = 0; j < n; ++j) top = rank[j] != kInf && rank[j] > top ? rank[j] : top;
+    scale = top > 0.f ? static_cast<float>(kBins) / top : 0.f;
+    if (!(scale < kInf)) scale = 0.f;  // top is subnormal: one bin
   }
-  return count;
+
+  // The sorted keys of bin b, in s->order; returns their count.
+  int64_t bin_keys(int b) const {
+    uint64_t* keys = s->order.data();
+    int64_t count = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      if (rank[j] != kInf && bin(rank[j]) == b) keys[count++] = key(j);
+    }
+    std::sort(keys, keys + count);
+    return count;
+  }
+
+  // Key of the first token, in order, at which the running sum of weight satisfies `crossed`; UINT64_MAX if none.
+  template <typename Crossed>
+  uint64_t key_at_mass(const float* weight, Crossed crossed) const {
+    float mass[kBins] = {0.f};
+    for (int64_t j = 0; j < n; ++j) {
+      if (rank[j] != kInf) mass[bin(rank[j])] += weight[j];
+    }
+    float acc = 0.f;
+    for (int b = 0; b < kBins; ++b) {
+      if (!crossed(acc + mass[b])) {
+        acc += mass[b];
+        continue;
+      }
+      const int64_t count = bin_keys(b);
+      const uint64_t* keys = s->order.data();
+      for (int64_t q = 0; q < count; ++q) {
+        acc += weight[token_of(keys[q])];
+        if (crossed(acc)) return keys[q];
+      }
+    }
+    return std::numeric_limits<uint64_t>::max();
+  }
+
+  // Number of ranked tokens whose key is <= `limit`.
+  int64_t count_up_to(uint64_t limit) const {
+    int64_t c = 0;
+    for (int64_t j = 0; j < n; ++j) c += rank[j] != kInf && key(j) <= limit;
+    return c;
+  }
+
+  // Key at 0-based position `pos` in order (pos < number of ranked tokens).
+  uint64_t key_at_position(int64_t pos) const {
+    int64_t counts[kBins] = {0};
+    for (int64_t j = 0; j < n; ++j) {
+      if (rank[j] != kInf) ++counts[bin(rank[j])];
+    }
+    int64_t before = 0;
+    for (int b = 0; b < kBins; ++b) {
+      if (pos < before + counts[b]) {
+        bin_keys(b);
+        return s->order[static_cast<size_t>(pos - before)];
+      }
+      before += counts[b];
+    }
+    return std::numeric_limits<uint64_t>::max();
+  }
+};
+
+template <typename Key>
+RankHistogram<Key> rank_histogram(const float* rank, int64_t n, Key key, Scratch& s) {
+  return RankHistogram<Key>(rank, n, key, s);
 }
 
 // Typical filtering (upstream's typical_filter algorithm): in ascending order of |surprisal - entropy| keep tokens
@@ -375,14 +433,16 @@ void typical_filter(float* x, int64_t n, float mass, int64_t min_tokens, Scratch
     gap[j] = logp;
   }
   for (int64_t j = 0; j < n; ++j) gap[j] = x[j] == -kInf ? kInf : std::fabs(-gap[j] - entropy);
-  int32_t* order = s.order.data();
-  const int64_t count = finite_tokens(x, n, order);
-  auto before = [gap](int32_t a, int32_t b) { return gap[a] < gap[b] || (gap[a] == gap[b] && a < b); };
-  const int64_t last_ind = mass_select(order, count, p, before, [mass](float cum) { return !(cum < mass); });
+  const auto ranked = rank_histogram(gap, n, [gap](int64_t j) { return ascending_key(gap[j], j); }, s);
+  constexpr uint64_t kNone = std::numeric_limits<uint64_t>::max();
+  const uint64_t boundary = ranked.key_at_mass(p, [mass](float cum) { return !(cum < mass); });
+  const int64_t count = ranked.count_up_to(kNone);
+  // last_ind = number of tokens before the crossing one (all of them when the mass is never reached).
+  const int64_t last_ind = boundary == kNone ? count : ranked.count_up_to(boundary) - 1;
   const int64_t threshold_pos = std::max<int64_t>(last_ind, min_tokens - 1);
   if (threshold_pos >= count) return;  // keeps every token
-  if (threshold_pos > last_ind) std::nth_element(order + last_ind + 1, order + threshold_pos, order + count, before);
-  const float threshold = gap[order[threshold_pos]];
+  const uint64_t threshold_key = threshold_pos == last_ind ? boundary : ranked.key_at_position(threshold_pos);
+  const float threshold = gap[token_of(threshold_key)];
   for (int64_t j = 0; j < n; ++j) {
     if (gap[j] > threshold) x[j] = -kInf;
   }
@@ -405,17 +465,15 @@ void top_p_filter(float* x, int64_t n, float top_p, Scratch& s) {
   const float m = row_max(x, n);
   float* q = s.weights.data();
   const float inv_total = 1.0f / exp_weights(x, n, 1.0f, m, q, s.block_sums.data());
-  for (int64_t j = 0; j < n; ++j) q[j] *= inv_total;
-  int32_t* order = s.order.data();
-  const int64_t count = finite_tokens(x, n, order);
-  auto before = [x](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
-  const int64_t last_kept = mass_select(order, count, q, before, [top_p](float cum) { return cum > top_p; });
-  if (last_kept >= count) return;  // the whole distribution fits under top_p
-  float* kept = s.aux.data();
-  std::fill(kept, kept + n, 0.f);
-  for (int64_t k = 0; k <= last_kept; ++k) kept[order[k]] = 1.f;
+  float* rank = s.aux.data();
   for (int64_t j = 0; j < n; ++j) {
-    if (kept[j] == 0.f) x[j] = -kInf;
+    q[j] *= inv_total;
+    rank[j] = x[j] == -kInf ? kInf : m - x[j];  // ascending rank = descending logit (binning only)
+  }
+  const auto ranked = rank_histogram(rank, n, [x](int64_t j) { return descending_key(x[j], j); }, s);
+  const uint64_t last_kept = ranked.key_at_mass(q, [top_p](float cum) { return cum > top_p; });
+  for (int64_t j = 0; j < n; ++j) {  // tokens after the crossing one go (none if it is never crossed)
+    if (x[j] != -kInf && descending_key(x[j], j) > last_kept) x[j] = -kInf;
   }
 }
 
