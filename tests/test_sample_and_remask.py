@@ -479,6 +479,9 @@ def test_non_finite_logits():
     ok[tuple(masked)][:10] = -np.inf
     ok[tuple(masked)][10] = 50.0
     assert run_step(step_feeds(ok, codes, start, n0, step=0, num_steps=4))[1][masked[0], 2 + masked[1], masked[2]] == 10
+    # A temperature so small that logits / temperature overflows is reported as such (not as NaN).
+    tiny = step_feeds(logits, codes, start, n0, step=0, num_steps=4, temperature=1e-38, sample_cutoff=1.0)
+    assert "overflows float32" in native_error(step_model(), tiny)
     # NaN / +inf at a position that is not masked is never read.
     ignored = logits.copy()
     ignored[tuple(fixed)][3] = np.nan
@@ -569,3 +572,21 @@ def test_schedule_matches_upstream_where_correct_rounding_would_not(num_steps, s
     assert k != int(np.floor(correctly_rounded * np.float32(n0)))
     if num_steps in (8, 16):  # r = 1/8: golden gamma_S8[0] is upstream's value
         assert k == int(np.floor(golden("sampling.npz")["gamma_S8"][0] * np.float32(n0)))
+
+
+def test_scalars_of_shape_one_in_kernel_and_reference():
+    rng = np.random.default_rng(1)
+    logits, codes, start, n0 = random_case(rng)
+    uniforms = _kernels.philox_uniform(np.array(3, np.int64), 1, np.array(logits.shape[:3]))
+    feeds = step_feeds(logits, codes, start, n0, uniforms=uniforms, step=1, num_steps=4, temperature=0.9,
+                       mask_temperature=2.0, sample_cutoff=1.0, top_p=0.9, typical_mass=0.4, typical_min_tokens=3,
+                       top_k=30)  # fmt: skip
+    scalars = {name: value.reshape(1) for name, value in feeds.items() if value.ndim == 0}
+    reshaped = feeds | scalars
+    model = op_model("SampleAndRemask", reshaped, [("next_codes", TensorProto.INT64, ["B", "C", "T"]),
+                                                   ("sampled", TensorProto.INT64, ["B", "C", "T"])])  # fmt: skip
+    native, reference = run_both(model, reshaped)
+    expected = run_step(feeds)
+    for a, b, c in zip(native, reference, expected):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, c)

@@ -477,7 +477,7 @@ void top_p_filter(float* x, int64_t n, float top_p, Scratch& s) {
   }
 }
 
-enum class RowError : int32_t { kNone = 0, kNaN = 1, kPosInf = 2, kAllNegInf = 3 };
+enum class RowError : int32_t { kNone = 0, kNaN = 1, kPosInf = 2, kAllNegInf = 3, kOverflow = 4 };
 
 struct Draw {
   int64_t token;
@@ -507,6 +507,7 @@ RowError sample_row(const float* row, int64_t n, const StepConfig& cfg, const Sa
     max_logit = row_max(f, n);
   }
   const float shift = max_logit / cfg.tau;
+  if (!std::isfinite(shift)) return RowError::kOverflow;  // logits / temperature overflows float32
   float* w = s.weights.data();
   const float total = exp_weights(x, n, cfg.tau, shift, w, s.block_sums.data());
   if (std::isnan(total)) return RowError::kNaN;
@@ -577,14 +578,16 @@ void sample_and_remask(const float* logits, const int64_t* codes, const int64_t*
     for (int64_t i = 0; i < positions; ++i) {
       if (errors[static_cast<size_t>(i)] == 0) continue;
       const int64_t b = i / per_item, pc = (i / T) % P, t = i % T;
-      const char* what = errors[static_cast<size_t>(i)] == static_cast<int32_t>(RowError::kNaN) ? "NaN"
-                         : errors[static_cast<size_t>(i)] == static_cast<int32_t>(RowError::kPosInf)
-                             ? "+inf"
-                             : "only -inf values (nothing to sample)";
-      throw Error(kSampleAndRemask, std::string("input 'logits' has ") + what + " at masked position (item " +
-                                        std::to_string(b) + ", predicted codebook " + std::to_string(pc) +
-                                        ", frame " + std::to_string(t) +
-                                        "); logits of masked positions must be finite or -inf");
+      const auto e = static_cast<RowError>(errors[static_cast<size_t>(i)]);
+      const std::string where = "masked position (item " + std::to_string(b) + ", predicted codebook " +
+                                std::to_string(pc) + ", frame " + std::to_string(t) + ")";
+      if (e == RowError::kOverflow) {
+        throw Error(kSampleAndRemask, "logits / temperature overflows float32 at " + where +
+                                          "; use a larger temperature (or <= 0 for argmax)");
+      }
+      const char* what = e == RowError::kNaN ? "NaN" : e == RowError::kPosInf ? "+inf" : "only -inf values";
+      throw Error(kSampleAndRemask, std::string("input 'logits' has ") + what + " at " + where +
+                                        "; logits of masked positions must be finite or -inf, at least one finite");
     }
   }
 
@@ -630,6 +633,9 @@ StepConfig row_config(const SampleParams& p, int64_t vocab, bool sample) {
 }
 
 void throw_row_error(RowError e, int64_t row) {
+  if (e == RowError::kOverflow) {
+    throw Error(kSampleAndRemask, "logits / temperature overflows float32 in row " + std::to_string(row));
+  }
   const char* what = e == RowError::kNaN ? "NaN" : e == RowError::kPosInf ? "+inf" : "only -inf values";
   throw Error(kSampleAndRemask, std::string("input 'logits' has ") + what + " in row " + std::to_string(row));
 }
