@@ -147,9 +147,9 @@ inline float mul_to_float(Float2 x, Float2 y) {
 }  // namespace
 
 // cos(d) for |d| < 125 in float32 with fused multiply-adds, reduced around the nearest odd multiple of pi/2 and
-// evaluated in double-float arithmetic: the algorithm of SLEEF's 1-ulp cosf, which is what torch's CPU cos
-// runs. Matching it (not the correctly rounded cosine) is what makes the schedule agree with upstream bit for bit:
-// the two differ by one ulp for about 5% of (step, num_steps) pairs, which changes floor(gamma * N0) for some N0.
+// evaluated in double-float arithmetic (the algorithm of SLEEF's 1-ulp cosf). torch's CPU cos is not correctly
+// rounded; this reproduces every schedule in golden/sampling.npz bit for bit and 97% of torch's values over all
+// (step, S < 200), where the correctly rounded cosine gets 95% (see docs/SAMPLING.md).
 float schedule_cos(float d) {
   const float dq = std::fma(std::nearbyint(std::fma(d, 0.318309886183790671538f, -0.5f)), 2.0f, 1.0f);
   const int32_t q = static_cast<int32_t>(dq);
