@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "ort_op.h"
@@ -178,8 +179,6 @@ VAMPNET_INLINE void value_tile(const float* p, const float* vp, float* o, int64_
 
 struct Scratch {
   float* qs;       // [kBlockQ, dh]   Q rows of the block, pre-scaled by 1/sqrt(dh); missing rows are 0
-  float* kt;       // [dh, kBlockK]   K tile transposed; missing keys are 0
-  float* vp;       // [kBlockK, dhp]  V tile, row stride padded to a vector multiple; padding is 0
   float* s;        // [kBlockQ, kBlockK] scores, then probabilities
   float* o;        // [kBlockQ, dhp]  unnormalised output accumulators
   float* row_max;  // [kBlockQ]
@@ -188,8 +187,7 @@ struct Scratch {
 
 int64_t scratch_floats(int64_t head_dim) {
   const int64_t padded = round_up(head_dim, kLanes);
-  return round_up(kBlockQ * head_dim, kLanes) + round_up(head_dim * kBlockK, kLanes) + kBlockK * padded +
-         kBlockQ * kBlockK + kBlockQ * padded + 2 * kBlockQ + kLanes;
+  return round_up(kBlockQ * head_dim, kLanes) + kBlockQ * kBlockK + kBlockQ * padded + 2 * kBlockQ + kLanes;
 }
 
 Scratch carve(std::vector<float>& buffer, int64_t head_dim) {
@@ -201,10 +199,6 @@ Scratch carve(std::vector<float>& buffer, int64_t head_dim) {
   Scratch s{};
   s.qs = p;
   p += round_up(kBlockQ * head_dim, kLanes);
-  s.kt = p;
-  p += round_up(head_dim * kBlockK, kLanes);
-  s.vp = p;
-  p += kBlockK * padded;
   s.s = p;
   p += kBlockQ * kBlockK;
   s.o = p;
@@ -214,11 +208,37 @@ Scratch carve(std::vector<float>& buffer, int64_t head_dim) {
   return s;
 }
 
+// Floats of one packed key tile: K^T [dh, kBlockK] followed by V [kBlockK, dhp].
+int64_t kv_tile_floats(int64_t head_dim) { return head_dim * kBlockK + kBlockK * round_up(head_dim, kLanes); }
+
+// Packs keys [kb * kBlockK, +kBlockK) of head h, batch item b: K transposed, V with its rows padded to a vector
+// multiple. Padding (missing keys, extra columns) is 0, so padded lanes never carry NaN garbage.
+void pack_kv_tile(const float* qkv, const AttentionDims& d, int64_t b, int64_t h, int64_t kb, float* tile) {
+  const int64_t T = d.time, D = d.dim, dh = d.head_dim, dhp = round_up(dh, kLanes);
+  const int64_t k0 = kb * kBlockK, nk = std::min(kBlockK, T - k0);
+  float* kt = tile;
+  float* vp = tile + dh * kBlockK;
+  for (int64_t c = 0; c < kBlockK; ++c) {
+    float* vdst = vp + c * dhp;
+    if (c < nk) {
+      const float* krow = qkv + (b * T + k0 + c) * 3 * D + D + h * dh;
+      const float* vrow = krow + D;
+      for (int64_t e = 0; e < dh; ++e) kt[e * kBlockK + c] = krow[e];
+      std::memcpy(vdst, vrow, sizeof(float) * static_cast<size_t>(dh));
+      for (int64_t e = dh; e < dhp; ++e) vdst[e] = 0.0f;
+    } else {
+      for (int64_t e = 0; e < dh; ++e) kt[e * kBlockK + c] = 0.0f;
+      for (int64_t e = 0; e < dhp; ++e) vdst[e] = 0.0f;
+    }
+  }
+}
+
 // One work unit: queries [q0, q0 + nq) of head h in batch item b, over every key.
 // bias_row: the head's per-offset bias, bias_row[(j - i) + T - 1], padded with kBlockK zeros at the end.
+// packed_kv: the head's key tiles (pack_kv_tile), one after another.
 VAMPNET_CLONES
-void attend_query_block(const float* qkv, const float* bias_row, float* out, const AttentionDims& d, int64_t b,
-                        int64_t h, int64_t q0, const Scratch& w) {
+void attend_query_block(const float* qkv, const float* bias_row, const float* packed_kv, float* out,
+                        const AttentionDims& d, int64_t b, int64_t h, int64_t q0, const Scratch& w) {
   const int64_t T = d.time, D = d.dim, dh = d.head_dim, dhp = round_up(dh, kLanes);
   const int64_t stride = 3 * D;
   const int64_t nq = std::min(kBlockQ, T - q0);
@@ -247,23 +267,11 @@ void attend_query_block(const float* qkv, const float* bias_row, float* out, con
   for (int64_t k0 = 0; k0 < T; k0 += kBlockK) {
     const int64_t nk = std::min(kBlockK, T - k0);
     const int64_t nk_tiles = round_up(nk, kKeysMicro);
-    // Pack the K tile transposed and the V tile (zero padding so padded lanes never carry NaN garbage).
-    for (int64_t c = 0; c < kBlockK; ++c) {
-      float* vdst = w.vp + c * dhp;
-      if (c < nk) {
-        const float* krow = base + (k0 + c) * stride + D + h * dh;
-        const float* vrow = krow + D;
-        for (int64_t e = 0; e < dh; ++e) w.kt[e * kBlockK + c] = krow[e];
-        for (int64_t e = 0; e < dh; ++e) vdst[e] = vrow[e];
-        for (int64_t e = dh; e < dhp; ++e) vdst[e] = 0.0f;
-      } else {
-        for (int64_t e = 0; e < dh; ++e) w.kt[e * kBlockK + c] = 0.0f;
-        for (int64_t e = 0; e < dhp; ++e) vdst[e] = 0.0f;
-      }
-    }
+    const float* kt = packed_kv + (k0 / kBlockK) * kv_tile_floats(dh);
+    const float* vp = kt + dh * kBlockK;
     // Scores.
     for (int64_t r0 = 0; r0 < nq_tiles; r0 += kRowsMicro) {
-      for (int64_t c0 = 0; c0 < nk_tiles; c0 += kKeysMicro) score_tile(w.qs, w.kt, w.s, dh, r0, c0);
+      for (int64_t c0 = 0; c0 < nk_tiles; c0 += kKeysMicro) score_tile(w.qs, kt, w.s, dh, r0, c0);
     }
     // Bias, online softmax update, rescale of the accumulators.
     for (int64_t r = 0; r < nq_tiles; ++r) {
@@ -307,12 +315,12 @@ void attend_query_block(const float* qkv, const float* bias_row, float* out, con
     for (int64_t r0 = 0; r0 < nq_tiles; r0 += kRowsMicro) {
       int64_t d0 = 0;
       for (; d0 + kColsMicro * kLanes <= dhp; d0 += kColsMicro * kLanes) {
-        value_tile<4>(w.s, w.vp, w.o, dhp, nk, r0, d0);
+        value_tile<4>(w.s, vp, w.o, dhp, nk, r0, d0);
       }
       switch ((dhp - d0) / kLanes) {
-        case 3: value_tile<3>(w.s, w.vp, w.o, dhp, nk, r0, d0); break;
-        case 2: value_tile<2>(w.s, w.vp, w.o, dhp, nk, r0, d0); break;
-        case 1: value_tile<1>(w.s, w.vp, w.o, dhp, nk, r0, d0); break;
+        case 3: value_tile<3>(w.s, vp, w.o, dhp, nk, r0, d0); break;
+        case 2: value_tile<2>(w.s, vp, w.o, dhp, nk, r0, d0); break;
+        case 1: value_tile<1>(w.s, vp, w.o, dhp, nk, r0, d0); break;
         default: break;
       }
     }
@@ -340,6 +348,17 @@ void relative_position_attention(const float* qkv, const float* rel_bias, float*
     const int64_t bucket = relative_position_bucket(r - (T - 1), d.num_buckets, d.max_distance);
     for (int64_t h = 0; h < H; ++h) table[static_cast<size_t>(h * row + r)] = rel_bias[bucket * H + h];
   }
+  // K^T / V tiles of every (batch item, head), packed once and shared by all query blocks (uninitialised
+  // allocation: pack_kv_tile writes every float, padding included).
+  const int64_t key_blocks = (T + kBlockK - 1) / kBlockK, tile = kv_tile_floats(d.head_dim);
+  const int64_t head_floats = key_blocks * tile;
+  std::unique_ptr<float[]> packed(new float[static_cast<size_t>(d.batch * H * head_floats)]);
+  parallel_blocks(par, d.batch * H * key_blocks, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t kb = u % key_blocks, bh = u / key_blocks;
+      pack_kv_tile(qkv, d, bh / H, bh % H, kb, packed.get() + u * tile);
+    }
+  });
   const int64_t query_blocks = (T + kBlockQ - 1) / kBlockQ;
   const int64_t units = d.batch * H * query_blocks;
   parallel_blocks(par, units, 1, [&](int64_t begin, int64_t end) {
@@ -348,7 +367,7 @@ void relative_position_attention(const float* qkv, const float* rel_bias, float*
     for (int64_t u = begin; u < end; ++u) {
       const int64_t qb = u % query_blocks, bh = u / query_blocks;
       const int64_t h = bh % H, b = bh / H;
-      attend_query_block(qkv, table.data() + h * row, out, d, b, h, qb * kBlockQ, w);
+      attend_query_block(qkv, table.data() + h * row, packed.get() + bh * head_floats, out, d, b, h, qb * kBlockQ, w);
     }
   });
 }
