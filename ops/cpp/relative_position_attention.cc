@@ -130,29 +130,55 @@ VAMPNET_INLINE void exp16_inplace(float* p) {
   VSTORE(p, small ? vf{} : result);
 }
 
+// Horizontal max / sum by halving (a fixed tree: deterministic, and no 16-long dependency chain).
+// The max ignores NaN lanes like the scalar `a > b ? a : b` does.
 VAMPNET_INLINE float hmax(const vf& v) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t l = 0; l < kLanes; ++l) m = v[l] > m ? v[l] : m;
-  return m;
+  vf m = v;
+  const vi swap8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
+  const vi swap4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
+  const vi swap2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+  const vi swap1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+  vf o = __builtin_shuffle(m, swap8);
+  m = o > m ? o : m;
+  o = __builtin_shuffle(m, swap4);
+  m = o > m ? o : m;
+  o = __builtin_shuffle(m, swap2);
+  m = o > m ? o : m;
+  o = __builtin_shuffle(m, swap1);
+  m = o > m ? o : m;
+  return m[0];
 }
 
-// S[r, c] = sum_d Q[r, d] * Kt[d, c] for a kRowsMicro x kKeysMicro register tile.
+VAMPNET_INLINE float hsum(const vf& v) {
+  const vi swap8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
+  const vi swap4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
+  const vi swap2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+  const vi swap1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+  vf t = v + __builtin_shuffle(v, swap8);
+  t = t + __builtin_shuffle(t, swap4);
+  t = t + __builtin_shuffle(t, swap2);
+  t = t + __builtin_shuffle(t, swap1);
+  return t[0];
+}
+
+// S[r, c0 .. c0 + 16*NV) = sum_d Q[r, d] * Kt[d, c] for kRowsMicro rows (a kRowsMicro x NV-vector register tile).
+template <int NV>
 VAMPNET_INLINE void score_tile(const float* qs, const float* kt, float* s, int64_t head_dim, int64_t r0, int64_t c0) {
-  vf acc[kRowsMicro][2];
-  for (int64_t r = 0; r < kRowsMicro; ++r) acc[r][0] = acc[r][1] = vf{} ;
+  vf acc[kRowsMicro][NV];
+  for (int64_t r = 0; r < kRowsMicro; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = vf{};
+  }
   const float* q = qs + r0 * head_dim;
   for (int64_t d = 0; d < head_dim; ++d) {
-    const vf k0 = VLOAD(kt + d * kBlockK + c0);
-    const vf k1 = VLOAD(kt + d * kBlockK + c0 + kLanes);
+    vf kv[NV];
+    for (int v = 0; v < NV; ++v) kv[v] = VLOAD(kt + d * kBlockK + c0 + v * kLanes);
     for (int64_t r = 0; r < kRowsMicro; ++r) {
       const float qv = q[r * head_dim + d];
-      acc[r][0] += qv * k0;
-      acc[r][1] += qv * k1;
+      for (int v = 0; v < NV; ++v) acc[r][v] += qv * kv[v];
     }
   }
   for (int64_t r = 0; r < kRowsMicro; ++r) {
-    VSTORE(s + (r0 + r) * kBlockK + c0, acc[r][0]);
-    VSTORE(s + (r0 + r) * kBlockK + c0 + kLanes, acc[r][1]);
+    for (int v = 0; v < NV; ++v) VSTORE(s + (r0 + r) * kBlockK + c0 + v * kLanes, acc[r][v]);
   }
 }
 
@@ -271,7 +297,11 @@ void attend_query_block(const float* qkv, const float* bias_row, const float* pa
     const float* vp = kt + dh * kBlockK;
     // Scores.
     for (int64_t r0 = 0; r0 < nq_tiles; r0 += kRowsMicro) {
-      for (int64_t c0 = 0; c0 < nk_tiles; c0 += kKeysMicro) score_tile(w.qs, kt, w.s, dh, r0, c0);
+      if (nk_tiles == kBlockK) {
+        score_tile<kBlockK / kLanes>(w.qs, kt, w.s, dh, r0, 0);
+      } else {
+        for (int64_t c0 = 0; c0 < nk_tiles; c0 += kKeysMicro) score_tile<kKeysMicro / kLanes>(w.qs, kt, w.s, dh, r0, c0);
+      }
     }
     // Bias, online softmax update, rescale of the accumulators.
     for (int64_t r = 0; r < nq_tiles; ++r) {
@@ -295,15 +325,14 @@ void attend_query_block(const float* qkv, const float* bias_row, const float* pa
       const float new_max = block_max > old_max ? block_max : old_max;
       // A row whose scores so far are all -inf keeps max -inf; subtract 0 instead so exp gives 0, not NaN.
       const float shift = new_max == neg_inf ? 0.0f : new_max;
-      const float alpha = old_max == neg_inf ? 0.0f : std::exp(old_max - shift);
+      const float alpha = old_max == new_max ? 1.0f : old_max == neg_inf ? 0.0f : std::exp(old_max - shift);
       vf vsum{};
       for (int64_t c = 0; c < nk_tiles; c += kLanes) {
         VSTORE(srow + c, VLOAD(srow + c) - shift);
         exp16_inplace(srow + c);
         vsum += VLOAD(srow + c);
       }
-      float block_sum = 0.0f;
-      for (int64_t l = 0; l < kLanes; ++l) block_sum += vsum[l];
+      const float block_sum = hsum(vsum);
       w.row_sum[r] = w.row_sum[r] * alpha + block_sum;
       w.row_max[r] = new_max;
       if (alpha != 1.0f) {
