@@ -1,6 +1,7 @@
 #include "relative_position_attention.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -110,8 +111,7 @@ int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // exp on 16 lanes for arguments <= 0 (scores minus the running max), NaN-preserving, no float->int conversion.
 // Cody-Waite reduction x = n ln2 + r, degree-6 polynomial for e^r (rel. error ~2 ulp), 2^n built in the exponent.
-VAMPNET_INLINE void exp16_inplace(float* p) {
-  const vf x = VLOAD(p);
+VAMPNET_INLINE void exp16(const vf& x, vf& out) {
   const vf lo = vf{} - 87.0f;  // below -87, e^x < 2^-125: flushed to 0
   const vi small = x < lo;
   const vf xc = small ? lo : x;  // NaN compares false and stays NaN
@@ -127,7 +127,7 @@ VAMPNET_INLINE void exp16_inplace(float* p) {
   poly = poly * r * r + r + 1.0f;
   const vu exponent = (reinterpret_cast<const vu&>(t) - 0x4B400000u + 127u) << 23;  // (n + 127) << 23
   const vf result = poly * reinterpret_cast<const vf&>(exponent);
-  VSTORE(p, small ? vf{} : result);
+  out = small ? vf{} : result;
 }
 
 // Horizontal max / sum by halving (a fixed tree: deterministic, and no 16-long dependency chain).
@@ -161,9 +161,11 @@ VAMPNET_INLINE float hsum(const vf& v) {
   return t[0];
 }
 
-// S[r, c0 .. c0 + 16*NV) = sum_d Q[r, d] * Kt[d, c] for kRowsMicro rows (a kRowsMicro x NV-vector register tile).
+// S[r, c0 .. c0 + 16*NV) = sum_d Q[r, d] * Kt[d, c] + bias for kRowsMicro rows (a kRowsMicro x NV-vector
+// register tile); the bias of row r0 + r, column c0 + c is bias0[c - r] (a slice of the per-offset table).
 template <int NV>
-VAMPNET_INLINE void score_tile(const float* qs, const float* kt, float* s, int64_t head_dim, int64_t r0, int64_t c0) {
+VAMPNET_INLINE void score_tile(const float* qs, const float* kt, const float* bias0, float* s, int64_t head_dim,
+                               int64_t r0, int64_t c0) {
   vf acc[kRowsMicro][NV];
   for (int64_t r = 0; r < kRowsMicro; ++r) {
     for (int v = 0; v < NV; ++v) acc[r][v] = vf{};
@@ -178,7 +180,9 @@ VAMPNET_INLINE void score_tile(const float* qs, const float* kt, float* s, int64
     }
   }
   for (int64_t r = 0; r < kRowsMicro; ++r) {
-    for (int v = 0; v < NV; ++v) VSTORE(s + (r0 + r) * kBlockK + c0 + v * kLanes, acc[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      VSTORE(s + (r0 + r) * kBlockK + c0 + v * kLanes, acc[r][v] + VLOAD(bias0 - r + v * kLanes));
+    }
   }
 }
 
@@ -216,9 +220,9 @@ int64_t scratch_floats(int64_t head_dim) {
   return round_up(kBlockQ * head_dim, kLanes) + kBlockQ * kBlockK + kBlockQ * padded + 2 * kBlockQ + kLanes;
 }
 
-Scratch carve(std::vector<float>& buffer, int64_t head_dim) {
+Scratch carve(float* buffer, int64_t head_dim) {
   const int64_t padded = round_up(head_dim, kLanes);
-  float* p = buffer.data();
+  float* p = buffer;
   // Align the start to 64 bytes; every piece below is a multiple of 16 floats long.
   const uintptr_t misalign = reinterpret_cast<uintptr_t>(p) % 64;
   if (misalign) p += (64 - misalign) / sizeof(float);
@@ -260,7 +264,7 @@ void pack_kv_tile(const float* qkv, const AttentionDims& d, int64_t b, int64_t h
 }
 
 // One work unit: queries [q0, q0 + nq) of head h in batch item b, over every key.
-// bias_row: the head's per-offset bias, bias_row[(j - i) + T - 1], padded with kBlockK zeros at the end.
+// bias_row: the head's per-offset bias, bias_row[(j - i) + T - 1], with kBlockQ zeros before and kBlockK after.
 // packed_kv: the head's key tiles (pack_kv_tile), one after another.
 VAMPNET_CLONES
 void attend_query_block(const float* qkv, const float* bias_row, const float* packed_kv, float* out,
@@ -297,27 +301,31 @@ void attend_query_block(const float* qkv, const float* bias_row, const float* pa
     const float* vp = kt + dh * kBlockK;
     // Scores.
     for (int64_t r0 = 0; r0 < nq_tiles; r0 += kRowsMicro) {
+      const float* bias0 = bias_row + (T - 1) - (q0 + r0) + k0;
       if (nk_tiles == kBlockK) {
-        score_tile<kBlockK / kLanes>(w.qs, kt, w.s, dh, r0, 0);
+        score_tile<kBlockK / kLanes>(w.qs, kt, bias0, w.s, dh, r0, 0);
       } else {
-        for (int64_t c0 = 0; c0 < nk_tiles; c0 += kKeysMicro) score_tile<kKeysMicro / kLanes>(w.qs, kt, w.s, dh, r0, c0);
+        for (int64_t c0 = 0; c0 < nk_tiles; c0 += kKeysMicro) {
+          score_tile<kKeysMicro / kLanes>(w.qs, kt, bias0 + c0, w.s, dh, r0, c0);
+        }
       }
     }
-    // Bias, online softmax update, rescale of the accumulators.
+    // Online softmax update, rescale of the accumulators.
     for (int64_t r = 0; r < nq_tiles; ++r) {
       float* srow = w.s + r * kBlockK;
       if (r >= nq) {  // padding rows: zero probabilities
         for (int64_t c = 0; c < nk_tiles; c += kLanes) VSTORE(srow + c, vf{});
         continue;
       }
-      const float* brow = bias_row + (T - 1) - (q0 + r) + k0;
       vf vmax = vf{} + neg_inf;
       for (int64_t c = 0; c < nk_tiles; c += kLanes) {
-        const vf valid_lane = lane_index + static_cast<float>(c);
-        vf sv = VLOAD(srow + c) + VLOAD(brow + c);
-        const vf padding = vf{} + neg_inf;
-        sv = valid_lane < static_cast<float>(nk) ? sv : padding;
-        VSTORE(srow + c, sv);
+        vf sv = VLOAD(srow + c);
+        if (c + kLanes > nk) {  // the partial last tile: keys past T get -inf (probability 0)
+          const vf valid_lane = lane_index + static_cast<float>(c);
+          const vf padding = vf{} + neg_inf;
+          sv = valid_lane < static_cast<float>(nk) ? sv : padding;
+          VSTORE(srow + c, sv);
+        }
         vmax = sv > vmax ? sv : vmax;
       }
       const float old_max = w.row_max[r];
@@ -328,9 +336,10 @@ void attend_query_block(const float* qkv, const float* bias_row, const float* pa
       const float alpha = old_max == new_max ? 1.0f : old_max == neg_inf ? 0.0f : std::exp(old_max - shift);
       vf vsum{};
       for (int64_t c = 0; c < nk_tiles; c += kLanes) {
-        VSTORE(srow + c, VLOAD(srow + c) - shift);
-        exp16_inplace(srow + c);
-        vsum += VLOAD(srow + c);
+        vf prob;
+        exp16(VLOAD(srow + c) - shift, prob);
+        VSTORE(srow + c, prob);
+        vsum += prob;
       }
       const float block_sum = hsum(vsum);
       w.row_sum[r] = w.row_sum[r] * alpha + block_sum;
@@ -366,44 +375,94 @@ void attend_query_block(const float* qkv, const float* bias_row, const float* pa
 
 int64_t attention_scratch_floats(int64_t head_dim) { return scratch_floats(head_dim); }
 
+namespace {
+int64_t bias_row_floats(int64_t time) { return kBlockQ + (2 * time - 1) + kBlockK; }
+int64_t packed_head_floats(const AttentionDims& d) {
+  return (d.time + kBlockK - 1) / kBlockK * kv_tile_floats(d.head_dim);
+}
+}  // namespace
+
+int64_t relative_position_attention_workspace_floats(const AttentionDims& d) {
+  if (d.batch == 0 || d.time == 0) return 0;
+  return d.heads * bias_row_floats(d.time) + d.batch * d.heads * packed_head_floats(d);
+}
+
 void relative_position_attention(const float* qkv, const float* rel_bias, float* out, const AttentionDims& d,
-                                 const Parallel& par) {
+                                 float* workspace, const Parallel& par) {
   const int64_t T = d.time, H = d.heads;
   if (d.batch == 0 || T == 0) return;
-  // Per-offset bias: table[h, (j - i) + T - 1] = rel_bias[bucket(j - i), h], rows padded by kBlockK zeros.
-  const int64_t offsets = 2 * T - 1, row = offsets + kBlockK;
-  std::vector<float> table(static_cast<size_t>(H * row), 0.0f);
+  // Per-offset bias: table[h, kBlockQ + (j - i) + T - 1] = rel_bias[bucket(j - i), h]; each head's row has
+  // kBlockQ zeros in front (read by the padding rows of a partial query block) and kBlockK behind (padding keys).
+  const int64_t offsets = 2 * T - 1, row = bias_row_floats(T);
+  float* table = workspace;
+  std::fill(table, table + H * row, 0.0f);
   for (int64_t r = 0; r < offsets; ++r) {
     const int64_t bucket = relative_position_bucket(r - (T - 1), d.num_buckets, d.max_distance);
-    for (int64_t h = 0; h < H; ++h) table[static_cast<size_t>(h * row + r)] = rel_bias[bucket * H + h];
+    for (int64_t h = 0; h < H; ++h) table[h * row + kBlockQ + r] = rel_bias[bucket * H + h];
   }
-  // K^T / V tiles of every (batch item, head), packed once and shared by all query blocks (uninitialised
-  // allocation: pack_kv_tile writes every float, padding included).
+  // K^T / V tiles of every (batch item, head), packed once and shared by all query blocks (pack_kv_tile writes
+  // every float, padding included).
   const int64_t key_blocks = (T + kBlockK - 1) / kBlockK, tile = kv_tile_floats(d.head_dim);
-  const int64_t head_floats = key_blocks * tile;
-  std::unique_ptr<float[]> packed(new float[static_cast<size_t>(d.batch * H * head_floats)]);
+  const int64_t head_floats = packed_head_floats(d);
+  float* packed = workspace + H * row;
   parallel_blocks(par, d.batch * H * key_blocks, 4, [&](int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; ++u) {
       const int64_t kb = u % key_blocks, bh = u / key_blocks;
-      pack_kv_tile(qkv, d, bh / H, bh % H, kb, packed.get() + u * tile);
+      pack_kv_tile(qkv, d, bh / H, bh % H, kb, packed + u * tile);
     }
   });
   const int64_t query_blocks = (T + kBlockQ - 1) / kBlockQ;
   const int64_t units = d.batch * H * query_blocks;
   parallel_blocks(par, units, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buffer(static_cast<size_t>(scratch_floats(d.head_dim)));
-    const Scratch w = carve(buffer, d.head_dim);
+    // Uninitialised on purpose: attend_query_block writes every scratch float before reading it.
+    std::unique_ptr<float[]> buffer(new float[static_cast<size_t>(scratch_floats(d.head_dim))]);
+    const Scratch w = carve(buffer.get(), d.head_dim);
     for (int64_t u = begin; u < end; ++u) {
       const int64_t qb = u % query_blocks, bh = u / query_blocks;
       const int64_t h = bh % H, b = bh / H;
-      attend_query_block(qkv, table.data() + h * row, packed.get() + bh * head_floats, out, d, b, h, qb * kBlockQ, w);
+      attend_query_block(qkv, table + h * row + kBlockQ, packed + bh * head_floats, out, d, b, h, qb * kBlockQ, w);
     }
   });
+}
+
+void relative_position_attention(const float* qkv, const float* rel_bias, float* out, const AttentionDims& d,
+                                 const Parallel& par) {
+  std::unique_ptr<float[]> workspace(new float[static_cast<size_t>(relative_position_attention_workspace_floats(d))]);
+  relative_position_attention(qkv, rel_bias, out, d, workspace.get(), par);
 }
 
 // ---- ONNX Runtime binding ----------------------------------------------------------------------------------
 
 namespace {
+
+// Floats from the kernel context's CPU allocator, returned on scope exit.
+class OrtWorkspace {
+ public:
+  OrtWorkspace(const Ort::KernelContext& ctx, size_t floats) {
+    if (floats == 0) return;
+    const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    allocator_ = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(cpu));
+    data_ = static_cast<float*>(allocator_->Alloc(allocator_, floats * sizeof(float)));
+    if (data_ == nullptr) {
+      Ort::GetApi().ReleaseAllocator(allocator_);
+      throw Error(kRelativePositionAttention, "out of memory allocating the " + std::to_string(floats * 4) +
+                                                  "-byte workspace");
+    }
+  }
+  ~OrtWorkspace() {
+    if (allocator_ != nullptr) {
+      if (data_ != nullptr) allocator_->Free(allocator_, data_);
+      Ort::GetApi().ReleaseAllocator(allocator_);
+    }
+  }
+  OrtWorkspace(const OrtWorkspace&) = delete;
+  OrtWorkspace& operator=(const OrtWorkspace&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  OrtAllocator* allocator_ = nullptr;
+  float* data_ = nullptr;
+};
 
 struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKernel> {
   int64_t num_heads, num_buckets, max_distance;
@@ -421,7 +480,10 @@ struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKern
     const AttentionDims d =
         relative_position_attention_check(qkv.shape, bias.shape, num_heads, num_buckets, max_distance);
     float* out = get_output<float>(ctx, 0, {d.batch, d.time, d.dim});
-    relative_position_attention(qkv.as<float>(), bias.as<float>(), out, d, OrtParallel(ctx));
+    // The workspace comes from the session's CPU allocator (an arena by default), so repeated runs reuse it
+    // instead of page-faulting fresh memory every call.
+    OrtWorkspace workspace(ctx, static_cast<size_t>(relative_position_attention_workspace_floats(d)));
+    relative_position_attention(qkv.as<float>(), bias.as<float>(), out, d, workspace.data(), OrtParallel(ctx));
   }
 };
 

@@ -40,6 +40,12 @@ void relative_position_buckets(int64_t t_query, int64_t t_key, int64_t num_bucke
 // Scratch floats one work block needs (used by the memory formula in docs/ATTENTION.md).
 int64_t attention_scratch_floats(int64_t head_dim);
 
+// Floats of working memory one call needs (bias table + packed K/V tiles; see docs/ATTENTION.md).
+int64_t relative_position_attention_workspace_floats(const AttentionDims& dims);
+// With a caller-provided workspace of relative_position_attention_workspace_floats(dims) floats ...
+void relative_position_attention(const float* qkv, const float* rel_bias, float* out, const AttentionDims& dims,
+                                 float* workspace, const Parallel& par);
+// ... or allocating it.
 void relative_position_attention(const float* qkv, const float* rel_bias, float* out, const AttentionDims& dims,
                                  const Parallel& par);
 
