@@ -405,7 +405,11 @@ void relative_position_attention(const float* qkv, const float* rel_bias, float*
   const int64_t key_blocks = (T + kBlockK - 1) / kBlockK, tile = kv_tile_floats(d.head_dim);
   const int64_t head_floats = packed_head_floats(d);
   float* packed = workspace + H * row;
-  parallel_blocks(par, d.batch * H * key_blocks, 4, [&](int64_t begin, int64_t end) {
+  // Small problems run on the calling thread: a block gets at least ~2 MFLOP of work (a size-only rule, so the
+  // split never depends on the thread count), since waking the pool costs more than tiny blocks save.
+  const int64_t unit_flops = 4 * kBlockQ * T * d.head_dim;
+  const int64_t min_units = std::max<int64_t>(1, (int64_t{1} << 21) / unit_flops);
+  parallel_blocks(par, d.batch * H * key_blocks, 4 * min_units, [&](int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; ++u) {
       const int64_t kb = u % key_blocks, bh = u / key_blocks;
       pack_kv_tile(qkv, d, bh / H, bh % H, kb, packed + u * tile);
@@ -413,7 +417,7 @@ void relative_position_attention(const float* qkv, const float* rel_bias, float*
   });
   const int64_t query_blocks = (T + kBlockQ - 1) / kBlockQ;
   const int64_t units = d.batch * H * query_blocks;
-  parallel_blocks(par, units, 1, [&](int64_t begin, int64_t end) {
+  parallel_blocks(par, units, min_units, [&](int64_t begin, int64_t end) {
     // Uninitialised on purpose: attend_query_block writes every scratch float before reading it.
     std::unique_ptr<float[]> buffer(new float[static_cast<size_t>(scratch_floats(d.head_dim))]);
     const Scratch w = carve(buffer.get(), d.head_dim);
