@@ -88,7 +88,7 @@ constexpr int64_t kLanes = 16;       // floats per vector (one zmm; two ymm / fo
 constexpr int64_t kBlockQ = 64;      // queries per work unit
 constexpr int64_t kBlockK = 64;      // keys per tile (K^T and V tiles: 64 * dh floats each, L1/L2 resident)
 constexpr int64_t kRowsMicro = 4;    // query rows per register tile
-constexpr int64_t kKeysMicro = 32;   // keys per register tile of the score micro-kernel (2 vectors)
+constexpr int64_t kKeysMicro = 32;   // key granularity of a partial last tile (full tiles use 4x64 score tiles)
 constexpr int64_t kColsMicro = 4;    // output vectors per register tile of the P.V micro-kernel (64 floats)
 
 typedef float vf __attribute__((vector_size(64), __may_alias__, aligned(4)));
