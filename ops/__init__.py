@@ -11,9 +11,10 @@ from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 from .codebook_embedding import CodebookEmbedding
 from .film import FiLM
 from .rms_norm import RMSNorm
+from .snake import Snake
 
 # Every reference function; keep in step with ops/cpp/op_list.h.
-ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding]
+ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, Snake]
 
 __all__ = [
     "ALL_FUNCTIONS",
@@ -24,6 +25,7 @@ __all__ = [
     "CodebookEmbedding",
     "FiLM",
     "RMSNorm",
+    "Snake",
     "function_protos",
     "make_model",
     "opset_imports",

@@ -7,6 +7,7 @@
 #include "codebook_embedding.h"
 #include "film.h"
 #include "rms_norm.h"
+#include "snake.h"
 
 namespace vampnet {
 
@@ -18,6 +19,7 @@ inline std::vector<const OrtCustomOp*> all_ops() {
       rms_norm_op(),
       film_op(),
       codebook_embedding_op(),
+      snake_op(),
   };
 }
 

@@ -11,6 +11,7 @@
 #include "codebook_embedding.h"
 #include "film.h"
 #include "rms_norm.h"
+#include "snake.h"
 
 namespace py = pybind11;
 
@@ -91,6 +92,17 @@ Array<float> py_codebook_embedding(const Array<int64_t>& codes, const Array<floa
   return y;
 }
 
+Array<float> py_snake(const Array<float>& x, const Array<float>& alpha, int threads) {
+  const Shape xs = shape_of(x);
+  const vampnet::SnakeDims d = vampnet::snake_check(xs, shape_of(alpha));
+  Array<float> y = empty_like_shape<float>(xs);
+  {
+    py::gil_scoped_release release;
+    vampnet::snake(x.data(), alpha.data(), y.mutable_data(), d, ThreadParallel(threads));
+  }
+  return y;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -102,4 +114,6 @@ PYBIND11_MODULE(_kernels, m) {
         "FiLM: x * (1 + gamma) + beta, gamma/beta [B or 1, D] broadcast over time");
   m.def("codebook_embedding", &py_codebook_embedding, py::arg("codes"), py::arg("tables"), py::arg("bias"),
         py::arg("threads") = 1, "bias + sum_c tables[c, codes[b, c, t]] -> [B, T, D]");
+  m.def("snake", &py_snake, py::arg("x"), py::arg("alpha"), py::arg("threads") = 1,
+        "Snake: x + sin^2(alpha x) / (alpha + 1e-9), x [B, C, L], alpha [1, C, 1] or [C]");
 }
