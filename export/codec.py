@@ -40,8 +40,9 @@ from vampnet_ort.codec_geometry import (
     Tanh,
     decoder_plan,
     encoder_plan,
+    iter_layers,
 )
-from vampnet_ort.export.checkpoint import Checkpoint, CheckpointError, StateReader
+from vampnet_ort.export.checkpoint import Checkpoint, CheckpointError, StateReader, load_checkpoint
 
 ENCODER_FILE = "codec_encoder.onnx"
 DECODER_FILE = "codec_decoder.onnx"
@@ -204,7 +205,7 @@ def _metadata(config: CodecConfig, codec: Checkpoint, kind: str, use_snake_op: b
 
 def _check_sizes(config: CodecConfig, reader: StateReader) -> None:
     """Cross-check kwargs against the weights before building (clear errors for mismatched files)."""
-    first = f"quantizer.quantizers.0.in_proj.weight_v"
+    first = "quantizer.quantizers.0.in_proj.weight_v"
     if reader.has(first):
         shape = reader.state[first].shape
         if shape[1] != config.latent_dim:
@@ -321,8 +322,6 @@ def decoder_model(codec: Checkpoint, *, use_snake_op: bool = True, from_latents:
 
 def _consume(reader: StateReader, plan: Layer) -> None:
     """Mark (and shape-check) the weights of a part the model being built does not use."""
-    from vampnet_ort.codec_geometry import iter_layers
-
     for leaf in iter_layers(plan):
         if isinstance(leaf, Conv):
             reader.weight_norm(leaf.key, (leaf.out_channels, leaf.in_channels, leaf.kernel))
@@ -355,8 +354,15 @@ def _write_atomic(model: onnx.ModelProto, path: Path) -> None:
         raise
 
 
-def export_codec(codec: Checkpoint, out_dir: str | os.PathLike, *, use_snake_op: bool = True) -> list[Path]:
-    """Write ``codec_encoder.onnx`` and ``codec_decoder.onnx`` into `out_dir` (each file written atomically)."""
+def export_codec(codec: Checkpoint | str | os.PathLike, out_dir: str | os.PathLike, *,
+                 use_snake_op: bool = True) -> list[Path]:
+    """Write ``codec_encoder.onnx`` and ``codec_decoder.onnx`` into `out_dir` (each file written atomically).
+
+    `codec` is a loaded `Checkpoint` (or a path to ``codec.pth``). Both models are built and checked before
+    either file is written. ``use_snake_op=False`` exports standard ONNX ops only.
+    """
+    if not isinstance(codec, Checkpoint):
+        codec = load_checkpoint(codec)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     models = {ENCODER_FILE: encoder_model(codec, use_snake_op=use_snake_op),

@@ -146,6 +146,8 @@ def test_export_writes_both_files(codec, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError):
         export_codec(broken, tmp_path / "other")
     assert not list((tmp_path / "other").glob("*"))
+    from_path = export_codec(GOLDEN / "codec.pth", tmp_path / "from_path")
+    assert [p.read_bytes() for p in from_path] == [p.read_bytes() for p in paths]
 
 
 # ---- lengths, batch, chunking ------------------------------------------------------------------------------------
