@@ -10,10 +10,11 @@ from ._model import function_protos, make_model, opset_imports, single_op_model,
 from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 from .codebook_embedding import CodebookEmbedding
 from .film import FiLM
+from .relative_position_attention import RelativePositionAttention
 from .rms_norm import RMSNorm
 
 # Every reference function; keep in step with ops/cpp/op_list.h.
-ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding]
+ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, RelativePositionAttention]
 
 __all__ = [
     "ALL_FUNCTIONS",
@@ -24,6 +25,7 @@ __all__ = [
     "CodebookEmbedding",
     "FiLM",
     "RMSNorm",
+    "RelativePositionAttention",
     "function_protos",
     "make_model",
     "opset_imports",

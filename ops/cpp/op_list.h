@@ -6,6 +6,7 @@
 
 #include "codebook_embedding.h"
 #include "film.h"
+#include "relative_position_attention.h"
 #include "rms_norm.h"
 
 namespace vampnet {
@@ -18,6 +19,7 @@ inline std::vector<const OrtCustomOp*> all_ops() {
       rms_norm_op(),
       film_op(),
       codebook_embedding_op(),
+      relative_position_attention_op(),
   };
 }
 

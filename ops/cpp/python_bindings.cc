@@ -10,6 +10,7 @@
 
 #include "codebook_embedding.h"
 #include "film.h"
+#include "relative_position_attention.h"
 #include "rms_norm.h"
 
 namespace py = pybind11;
@@ -91,6 +92,29 @@ Array<float> py_codebook_embedding(const Array<int64_t>& codes, const Array<floa
   return y;
 }
 
+Array<float> py_relative_position_attention(const Array<float>& qkv, const Array<float>& rel_bias, int64_t num_heads,
+                                           int64_t num_buckets, int64_t max_distance, int threads) {
+  const vampnet::AttentionDims d = vampnet::relative_position_attention_check(shape_of(qkv), shape_of(rel_bias),
+                                                                              num_heads, num_buckets, max_distance);
+  Array<float> out = empty_like_shape<float>({d.batch, d.time, d.dim});
+  {
+    py::gil_scoped_release release;
+    vampnet::relative_position_attention(qkv.data(), rel_bias.data(), out.mutable_data(), d,
+                                         ThreadParallel(threads));
+  }
+  return out;
+}
+
+Array<int64_t> py_relative_position_buckets(int64_t t_query, int64_t t_key, int64_t num_buckets,
+                                            int64_t max_distance) {
+  if (t_query < 0 || t_key < 0) {
+    throw vampnet::Error(vampnet::kRelativePositionAttention, "sequence lengths must be >= 0");
+  }
+  Array<int64_t> buckets = empty_like_shape<int64_t>({t_query, t_key});
+  vampnet::relative_position_buckets(t_query, t_key, num_buckets, max_distance, buckets.mutable_data());
+  return buckets;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -102,4 +126,11 @@ PYBIND11_MODULE(_kernels, m) {
         "FiLM: x * (1 + gamma) + beta, gamma/beta [B or 1, D] broadcast over time");
   m.def("codebook_embedding", &py_codebook_embedding, py::arg("codes"), py::arg("tables"), py::arg("bias"),
         py::arg("threads") = 1, "bias + sum_c tables[c, codes[b, c, t]] -> [B, T, D]");
+  m.def("relative_position_attention", &py_relative_position_attention, py::arg("qkv"), py::arg("rel_bias"),
+        py::arg("num_heads"), py::arg("num_buckets") = 32, py::arg("max_distance") = 128, py::arg("threads") = 1,
+        "multi-head self-attention with T5 relative-position bias: qkv [B, T, 3D], rel_bias [num_buckets, H] -> "
+        "[B, T, D]");
+  m.def("relative_position_buckets", &py_relative_position_buckets, py::arg("t_query"), py::arg("t_key"),
+        py::arg("num_buckets") = 32, py::arg("max_distance") = 128,
+        "T5 bidirectional bucket of key - query: int64 [t_query, t_key]");
 }
