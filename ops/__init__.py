@@ -11,10 +11,12 @@ from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 from .codebook_embedding import CodebookEmbedding
 from .film import FiLM
 from .relative_position_attention import RelativePositionAttention
+from .philox_uniform import PhiloxUniform
 from .rms_norm import RMSNorm
+from .sample_and_remask import SampleAndRemask
 
 # Every reference function; keep in step with ops/cpp/op_list.h.
-ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, RelativePositionAttention]
+ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, RelativePositionAttention, PhiloxUniform, SampleAndRemask]
 
 __all__ = [
     "ALL_FUNCTIONS",
@@ -24,8 +26,10 @@ __all__ = [
     "ONNX_OPSET",
     "CodebookEmbedding",
     "FiLM",
+    "PhiloxUniform",
     "RMSNorm",
     "RelativePositionAttention",
+    "SampleAndRemask",
     "function_protos",
     "make_model",
     "opset_imports",

@@ -7,7 +7,9 @@
 #include "codebook_embedding.h"
 #include "film.h"
 #include "relative_position_attention.h"
+#include "philox_uniform.h"
 #include "rms_norm.h"
+#include "sample_and_remask.h"
 
 namespace vampnet {
 
@@ -20,6 +22,8 @@ inline std::vector<const OrtCustomOp*> all_ops() {
       film_op(),
       codebook_embedding_op(),
       relative_position_attention_op(),
+      philox_uniform_op(),
+      sample_and_remask_op(),
   };
 }
 
