@@ -2,7 +2,7 @@
 
 Inputs/outputs are SPEC.md section 5 exactly::
 
-    codes int64 [B, C, T], mask int64 [B, C, T] (1 = regenerate), seed int64 [] (or [B]), num_steps int64 [],
+    codes int64 [B, C, T], mask int64 [B, C, T] (1 = regenerate), seed int64 [], num_steps int64 [],
     temperature float [], mask_temperature float [], top_p float [], typical_mass float [],
     typical_min_tokens int64 [], sample_cutoff float []  ->  codes_out int64 [B, C, T]
 
@@ -39,7 +39,10 @@ SCALAR_FLOAT_INPUTS = ("temperature", "mask_temperature", "top_p", "typical_mass
 
 def decode_inputs(config: VampNetConfig) -> list[onnx.ValueInfoProto]:
     f, i64 = TensorProto.FLOAT, TensorProto.INT64
-    seed = helper.make_tensor_value_info("seed", i64, None)  # [] or [B]
+    # seed is declared [] (SPEC.md section 5): onnx.checker requires every graph input to declare its rank, so
+    # one input cannot accept both [] and [B]. Item b is keyed by seed + b (PhiloxUniform), so an item's draws do
+    # not depend on the rest of the batch: item b of a batch with seed s == the item alone with seed s + b.
+    seed = helper.make_tensor_value_info("seed", i64, [])
     return [
         codes_input(config),
         helper.make_tensor_value_info("mask", i64, ["batch", config.n_codebooks, "time"]),
