@@ -7,6 +7,7 @@ leaves nothing half-written behind. ``vampnet.json`` lists every file with its s
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -41,10 +42,10 @@ class ExportError(ValueError):
 
 
 def _codec_exporter() -> Callable[[Checkpoint, Path], list[Path]]:
-    try:
-        from . import codec as codec_module  # written by the codec work (vampnet_ort.export.codec)
-    except ImportError as exc:
-        if exc.name not in (f"{__package__}.codec", "codec"):
+    try:  # vampnet_ort.export.codec is written by the codec work
+        codec_module = importlib.import_module(f"{__package__}.codec")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.codec":
             raise
         raise ExportError(
             "codec graph export is not available in this build (vampnet_ort.export.codec is missing), so a "
