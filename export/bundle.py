@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from vampnet_ort.version import __version__
 
 from .checkpoint import Checkpoint, CheckpointError
+from .decode_graph import decode_graph
 from .vampnet_export import (
     CheckpointSource,
     GraphFactory,
@@ -52,17 +53,6 @@ def _codec_exporter() -> Callable[[Checkpoint, Path], list[Path]]:
             "complete bundle cannot be written"
         ) from None
     return codec_module.export_codec
-
-
-def _decode_graph_factory() -> GraphFactory | None:
-    """The decode-graph builder (coarse.onnx / c2f.onnx) when this build has it."""
-    try:
-        from .decode_graph import decode_graph
-    except ImportError as exc:
-        if exc.name != f"{__package__}.decode_graph":
-            raise
-        return None
-    return decode_graph
 
 
 def _sha256(path: Path) -> str:
@@ -128,7 +118,6 @@ def export_bundle(
         if key not in codec_ckpt.kwargs:
             raise CheckpointError(f"{codec_ckpt.path}: codec metadata.kwargs lacks '{key}' (is this a LAC codec?)")
     export_codec = _codec_exporter()
-    decode = _decode_graph_factory()
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         export_codec(codec_ckpt, tmp)
@@ -141,9 +130,7 @@ def export_bundle(
                 if lora is not None:
                     raise ExportError(f"a LoRA for '{name}' was given without a {name} checkpoint")
                 continue
-            graphs: dict[str, GraphFactory] = {}
-            if decode is not None:
-                graphs[f"{name}.onnx"] = decode
+            graphs: dict[str, GraphFactory] = {f"{name}.onnx": decode_graph}
             if logits:
                 graphs[f"{name}_logits.onnx"] = logits_graph
             stage, _ = export_stage(tmp, name, source, codec_ckpt, lora, graphs)

@@ -65,7 +65,7 @@ def model_metadata(
         "vampnet_ort.codec_sha256": codec.sha256,
     }
     if lora is not None:
-        meta["vampnet_ort.lora_source"] = lora.source
+        meta["vampnet_ort.lora_source"] = Path(lora.source).name if lora.sha256 else lora.source
         if lora.sha256:
             meta["vampnet_ort.lora_sha256"] = lora.sha256
     return meta

@@ -1,0 +1,145 @@
+"""Release-size decodes: the Loop decode graph vs the host-driven loop (logits graph + step graph per step).
+
+  - coarse: 20 layers, d=1280, 4 codebooks, T=575 (a 10 s chunk), 12 steps
+  - c2f:    16 layers, d=1280, 14 codebooks (4 conditioning), T=173 (a 3 s chunk), 2 steps
+
+Random weights (with LoRA tensors), the upstream app's default sampling settings (temperature 1, mask temperature
+10.5, sample_cutoff 1, typical filtering off). Prints seconds, Loop overhead, tokens/s (predicted codes produced
+per second), real-time factor (decode seconds per second of audio), the fraction of ORT's MatMul peak measured in
+the same run, and the peak RSS of a fresh process that loads the coarse decode graph and runs one decode, against
+the weights' size.
+
+    python benchmarks/bench_decode.py [--threads 2] [--repeats 1] [--skip-rss] [--workdir DIR]
+
+Timings on a shared machine are noisy; never assert on them in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_forward import forward_flops, matmul_model  # noqa: E402
+
+import vampnet_ort  # noqa: E402
+from vampnet_ort.export.decode_graph import decode_graph  # noqa: E402
+from vampnet_ort.export.host_decoder import HostDecoder  # noqa: E402
+from vampnet_ort.export.random_checkpoint import (  # noqa: E402
+    RELEASE_C2F_KWARGS,
+    RELEASE_COARSE_KWARGS,
+    lac_kwargs,
+    random_lac_checkpoint,
+    random_vampnet_checkpoint,
+)
+from vampnet_ort.export.vampnet_export import export_stage, logits_graph  # noqa: E402
+
+HOP, SAMPLE_RATE = 768, 44100
+STAGES = {"coarse": (RELEASE_COARSE_KWARGS, 575, 12), "c2f": (RELEASE_C2F_KWARGS, 173, 2)}
+
+RSS_CHILD = """
+import resource, sys, time, numpy as np, vampnet_ort
+sys.path.insert(0, sys.argv[2])
+from bench_decode import decode_feeds
+start = time.perf_counter()
+session = vampnet_ort.create_session(sys.argv[1], intra_op_threads=int(sys.argv[3]))
+loaded = time.perf_counter() - start
+rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+session.run(None, decode_feeds(4, 575, 0, 12))
+print(loaded, rss_loaded, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def decode_feeds(n_codebooks: int, t: int, n_conditioning: int, steps: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 1024, size=(1, n_codebooks, t))
+    mask = np.ones_like(codes)
+    mask[:, :n_conditioning] = 0
+    if n_conditioning == 0:  # the upstream app's periodic prompt: keep every 7th frame of the coarse codebooks
+        mask[:, :, ::7] = 0
+    f32 = np.float32
+    return {"codes": codes, "mask": mask, "seed": np.array(0, np.int64), "num_steps": np.array(steps, np.int64),
+            "temperature": np.array(1.0, f32), "mask_temperature": np.array(10.5, f32), "top_p": np.array(0.0, f32),
+            "typical_mass": np.array(0.0, f32), "typical_min_tokens": np.array(64, np.int64),
+            "sample_cutoff": np.array(1.0, f32)}
+
+
+def best_of(fn, repeats: int) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="bench_decode_", dir=args.workdir)
+    work = Path(tmp.name)
+    codec = random_lac_checkpoint(lac_kwargs(), seed=1)
+    weights_bytes = {}
+    for name, (kwargs, _, _) in STAGES.items():
+        t0 = time.perf_counter()
+        ckpt = random_vampnet_checkpoint(kwargs, seed=0, lora_rank=8, name=f"release {name}")
+        weights_bytes[name] = sum(v.nbytes for v in ckpt.state.values())
+        export_stage(work, name, ckpt, codec, graphs={f"{name}.onnx": decode_graph,
+                                                      f"{name}_logits.onnx": logits_graph})
+        del ckpt
+        print(f"{name}: random checkpoint + export {time.perf_counter() - t0:.1f} s, "
+              f"weights {weights_bytes[name] / 2**30:.2f} GiB")
+
+    mm = vampnet_ort.create_session(matmul_model(575, 1280, 5120).SerializeToString(), with_library=False,
+                                    intra_op_threads=args.threads)
+    x = np.random.default_rng(0).standard_normal((575, 1280), dtype=np.float32)
+    mm_s, _ = best_of(lambda: mm.run(None, {"x": x}), 5)
+    peak = 2.0 * 575 * 1280 * 5120 / mm_s
+    print(f"\nORT MatMul peak in this run: {peak / 1e9:.1f} GFLOP/s; {args.threads} intra-op threads; B=1")
+    print(f"  {'decode':28s} {'s':>8s} {'tokens/s':>9s} {'RTF':>7s} {'of peak':>8s}")
+    from vampnet_ort.export.vampnet_weights import VampNetConfig
+
+    for name, (kwargs, t, steps) in STAGES.items():
+        config = VampNetConfig.from_kwargs(kwargs)
+        feeds = decode_feeds(config.n_codebooks, t, config.n_conditioning_codebooks, steps)
+        loop = vampnet_ort.create_session(str(work / f"{name}.onnx"), intra_op_threads=args.threads)
+        host = HostDecoder(work / f"{name}_logits.onnx", intra_op_threads=args.threads)
+        loop.run(None, {**feeds, "num_steps": np.array(1, np.int64)})  # warm-up
+        host.decode(feeds["codes"], feeds["mask"], num_steps=1)
+        loop_s, loop_out = best_of(lambda: loop.run(None, feeds)[0], args.repeats)
+        host_s, host_out = best_of(lambda: host.decode(feeds["codes"], feeds["mask"], seed=0, num_steps=steps),
+                                   args.repeats)
+        same = np.array_equal(loop_out, host_out)
+        audio_s = t * HOP / SAMPLE_RATE
+        tokens = config.n_predict_codebooks * t
+        flops = steps * forward_flops(config, t)
+        for label, s in (("Loop graph", loop_s), ("host-driven loop", host_s)):
+            print(f"  {name + ' ' + label:28s} {s:8.2f} {tokens / s:9.1f} {s / audio_s:7.3f} {flops / s / peak:8.1%}")
+        print(f"  {name}: T={t}, {steps} steps, {audio_s:.2f} s of audio; Loop vs host: {loop_s / host_s - 1:+.1%} "
+              f"(Loop overhead); identical tokens: {same}")
+        del loop, host
+
+    if not args.skip_rss:
+        out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(work / "coarse.onnx"),
+                              str(Path(__file__).resolve().parent), str(args.threads)],
+                             check=True, capture_output=True, text=True).stdout.split()
+        loaded_s, rss_loaded, rss_peak = float(out[0]), int(out[1]) * 1024, int(out[2]) * 1024
+        w = weights_bytes["coarse"]
+        print(f"\ncoarse decode in a fresh process: session load {loaded_s:.1f} s, RSS after load "
+              f"{rss_loaded / 2**30:.2f} GiB, peak RSS {rss_peak / 2**30:.2f} GiB = {rss_peak / w:.2f}x the weights "
+              f"({w / 2**30:.2f} GiB; target < 2x)")
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
