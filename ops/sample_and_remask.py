@@ -116,7 +116,50 @@ def SampleAndRemask(
     # Schedule: r = (step + 1) / S, gamma = clamp(cos(r * pi / 2), 1e-10, 1), all in float32.
     r = op.Cast(step + one_s, to=_FLOAT) / op.Cast(num_steps, to=_FLOAT)
     angle = r * op.Constant(value_float=_PI) / op.Constant(value_float=2.0)
-    gamma = op.Clip(op.Cast(op.Cos(op.Cast(angle, to=_DOUBLE)), to=_FLOAT), op.Constant(value_float=1e-10), f1)
+    # cos(angle) exactly as upstream's torch CPU cos computes it (SLEEF's 1-ulp float algorithm, as the kernel's
+    # schedule_cos): reduction around the nearest odd multiple of pi/2 and a double-float polynomial. Every float
+    # op below is one ONNX float op; a fused multiply-add is one double multiply-add rounded to float.
+    dq = op.Cast(op.Cast(op.Round(op.Cast(op.Cast(angle, to=_DOUBLE) * op.Cast(op.Constant(value_float=0.31830987334251404), to=_DOUBLE)
+                                          - op.Cast(op.Constant(value_float=0.5), to=_DOUBLE), to=_FLOAT)), to=_DOUBLE)
+                 * op.Cast(op.Constant(value_float=2.0), to=_DOUBLE) + op.Cast(op.Constant(value_float=1.0), to=_DOUBLE), to=_FLOAT)
+    y1 = dq * op.Constant(value_float=-1.57073974609375)
+    sh = angle + y1
+    v1 = sh - angle
+    sl = (angle - (sh - v1)) + (y1 - v1)
+    y2 = dq * op.Constant(value_float=-5.657970905303955078e-05)
+    sh2 = sh + y2
+    v2 = sh2 - sh
+    sl2 = ((sh - (sh2 - v2)) + (y2 - v2)) + sl
+    y3 = dq * op.Constant(value_float=-9.920936294705029468e-10)
+    th = sh2 + y3
+    v3 = th - sh2
+    tl = ((sh2 - (th - v3)) + (y3 - v3)) + sl2
+    th_d = op.Cast(th, to=_DOUBLE)
+    s2h = th * th
+    s2h_d = op.Cast(s2h, to=_DOUBLE)
+    s2l_inner = op.Cast(th_d * th_d - s2h_d, to=_DOUBLE)
+    s2l = op.Cast(op.Cast(th + th, to=_DOUBLE) * op.Cast(tl, to=_DOUBLE) + s2l_inner, to=_FLOAT)
+    u = op.Cast(op.Cast(op.Constant(value_float=2.6083159809786593541503e-06), to=_DOUBLE) * s2h_d
+                + op.Cast(op.Constant(value_float=-0.0001981069071916863322258), to=_DOUBLE), to=_FLOAT)
+    u = op.Cast(op.Cast(u, to=_DOUBLE) * s2h_d
+                + op.Cast(op.Constant(value_float=0.00833307858556509017944336), to=_DOUBLE), to=_FLOAT)
+    c3 = op.Constant(value_float=-0.166666597127914428710938)
+    us = u * s2h
+    ih = c3 + us
+    il = (c3 - ih) + us
+    ih_d = op.Cast(ih, to=_DOUBLE)
+    mh = ih * s2h
+    ml = op.Cast(ih_d * s2h_d - op.Cast(mh, to=_DOUBLE), to=_FLOAT)
+    ml = op.Cast(op.Cast(il, to=_DOUBLE) * s2h_d + op.Cast(ml, to=_DOUBLE), to=_FLOAT)
+    ml = op.Cast(ih_d * op.Cast(s2l, to=_DOUBLE) + op.Cast(ml, to=_DOUBLE), to=_FLOAT)
+    xh = f1 + mh
+    xl = ((f1 - xh) + mh) + ml
+    xh_d = op.Cast(xh, to=_DOUBLE)
+    inner = op.Cast(op.Cast(tl, to=_DOUBLE) * xh_d + op.Cast(th * xl, to=_DOUBLE), to=_FLOAT)
+    cos_value = op.Cast(th_d * xh_d + op.Cast(inner, to=_DOUBLE), to=_FLOAT)
+    quadrant = op.BitwiseAnd(op.Cast(dq, to=_INT64), op.Constant(value_int=2))
+    cos_value = op.Where(op.Equal(quadrant, zero_s), op.Neg(cos_value), cos_value)
+    gamma = op.Clip(cos_value, op.Constant(value_float=1e-10), f1)
     num_to_mask = op.Cast(op.Floor(gamma * op.Cast(n0, to=_FLOAT)), to=_INT64)  # [B]
     masked_in_row = op.ReduceSum(op.Cast(masked, to=_INT64), op.Constant(value_ints=[1, 2]), keepdims=0)
     clamped = op.Max(one_s, op.Min(masked_in_row - one_s, num_to_mask))

@@ -16,6 +16,7 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int kLanes = 16;
+constexpr int64_t kMaxN0 = int64_t{1} << 24;
 
 std::string scalar_str(double v) {
   std::ostringstream o;
@@ -87,9 +88,10 @@ void sample_and_remask_check_values(const SampleDims& d, const SampleParams& p, 
     }
   }
   for (int64_t b = 0; b < d.batch; ++b) {
-    check(n0[b] >= 0 && n0[b] <= d.codebooks * d.time, op,
-          "input 'n0' must be in [0, C*T] = [0, " + std::to_string(d.codebooks * d.time) + "], got " +
-              std::to_string(n0[b]) + " for item " + std::to_string(b));
+    // Any count is meaningful (upstream counts over the whole batch, so N0 may exceed C*T); 2^24 keeps float32(N0)
+    // exact.
+    check(n0[b] >= 0 && n0[b] <= kMaxN0, op,
+          "input 'n0' must be in [0, 2^24], got " + std::to_string(n0[b]) + " for item " + std::to_string(b));
   }
   const int64_t n_uniforms = 2 * d.batch * d.predicted * d.time;
   for (int64_t i = 0; i < n_uniforms; ++i) {
@@ -145,9 +147,9 @@ inline float mul_to_float(Float2 x, Float2 y) {
 }  // namespace
 
 // cos(d) for |d| < 125 in float32 with fused multiply-adds, reduced around the nearest odd multiple of pi/2 and
-// evaluated in double-float arithmetic: the algorithm of SLEEF's 1-ulp cosf, which is what torch's CPU cos
-// runs. Matching it (not the correctly rounded cosine) is what makes the schedule agree with upstream bit for bit:
-// the two differ by one ulp for about 5% of (step, num_steps) pairs, which changes floor(gamma * N0) for some N0.
+// evaluated in double-float arithmetic (the algorithm of SLEEF's 1-ulp cosf). torch's CPU cos is not correctly
+// rounded; this reproduces every schedule in golden/sampling.npz bit for bit and 97% of torch's values over all
+// (step, S < 200), where the correctly rounded cosine gets 95% (see docs/SAMPLING.md).
 float schedule_cos(float d) {
   const float dq = std::fma(std::nearbyint(std::fma(d, 0.318309886183790671538f, -0.5f)), 2.0f, 1.0f);
   const int32_t q = static_cast<int32_t>(dq);
@@ -184,7 +186,8 @@ namespace {
 // exactly 0 below -87.3 (so -inf maps to 0). Branch-free so the loops below vectorize.
 inline float exp_poly(float x) {
   const float xc = std::min(std::max(x, -87.33654f), 88.37626f);
-  const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
+  // Round x / ln 2 to the nearest integer with the 1.5 * 2^23 trick (branch-free, vectorizes on every ISA).
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   const float z = r * r;
@@ -202,131 +205,246 @@ inline float exp_poly(float x) {
   return x < -87.33654f ? 0.0f : y * scale;
 }
 
-struct RowStats {
-  float max = -kInf;
-  int64_t nan_count = 0;
-};
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) RowStats row_stats(const float* x, int64_t n) {
+// Max of a row in fixed lane order; NaN is ignored (callers detect NaN separately).
+__attribute__((target_clones("avx512f", "avx2", "default"))) float row_max(const float* x, int64_t n) {
   float m[kLanes];
-  int32_t nans[kLanes];
-  for (int l = 0; l < kLanes; ++l) {
-    m[l] = -kInf;
-    nans[l] = 0;
-  }
+  for (int l = 0; l < kLanes; ++l) m[l] = -kInf;
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const float v = x[i + l];
-      m[l] = v > m[l] ? v : m[l];
-      nans[l] += v != v;
-    }
+    for (int l = 0; l < kLanes; ++l) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
   }
-  for (; i < n; ++i) {
-    const float v = x[i];
-    m[0] = v > m[0] ? v : m[0];
-    nans[0] += v != v;
-  }
-  RowStats s;
-  for (int l = 0; l < kLanes; ++l) {
-    s.max = m[l] > s.max ? m[l] : s.max;
-    s.nan_count += nans[l];
-  }
-  return s;
+  float best = -kInf;
+  for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+  for (int l = 0; l < kLanes; ++l) best = m[l] > best ? m[l] : best;
+  return best;
 }
 
-// w[i] = exp(x[i] * inv_scale ... ) : w[i] = exp(x[i] / tau - shift); returns the sum (fixed lane order).
-__attribute__((target_clones("avx512f", "avx2", "default"))) float exp_weights(const float* x, int64_t n, float tau,
-                                                                                 float shift, float* w) {
-  float acc[kLanes] = {0.f};
+__attribute__((target_clones("avx512f", "avx2", "default"))) bool has_nan(const float* x, int64_t n) {
+  int32_t flags[kLanes] = {0};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const float e = exp_poly(x[i + l] / tau - shift);
-      w[i + l] = e;
-      acc[l] += e;
-    }
+    for (int l = 0; l < kLanes; ++l) flags[l] |= x[i + l] != x[i + l];
+  }
+  int32_t any = 0;
+  for (; i < n; ++i) any |= x[i] != x[i];
+  for (int l = 0; l < kLanes; ++l) any |= flags[l];
+  return any != 0;
+}
+
+// First index holding `value` (which the row contains).
+int64_t first_index_of(const float* x, int64_t n, float value) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    int32_t hit = 0;
+    for (int l = 0; l < kLanes; ++l) hit |= x[i + l] == value;
+    if (hit) break;
   }
   for (; i < n; ++i) {
-    const float e = exp_poly(x[i] / tau - shift);
-    w[i] = e;
-    acc[0] += e;
+    if (x[i] == value) return i;
   }
+  return 0;
+}
+
+constexpr int64_t kBlock = 16;
+
+// Sum of 16 values as a fixed pairwise tree (vectorizes as a horizontal reduction).
+inline float block_sum16(const float* w) {
+  float t[8];
+  for (int l = 0; l < 8; ++l) t[l] = w[l] + w[l + 8];
+  for (int l = 0; l < 4; ++l) t[l] = t[l] + t[l + 4];
+  for (int l = 0; l < 2; ++l) t[l] = t[l] + t[l + 2];
+  return t[0] + t[1];
+}
+
+// w[i] = exp(x[i] / tau - shift) and the sums of consecutive blocks of kBlock weights; returns the total, defined
+// as the in-order sum of the block sums (so the inverse-CDF scan below reaches it exactly). NaN in x gives a NaN
+// total.
+__attribute__((target_clones("avx512f", "avx2", "default"))) float exp_weights(const float* __restrict x, int64_t n,
+                                                                                 float tau, float shift,
+                                                                                 float* __restrict w,
+                                                                                 float* __restrict block_sums) {
+  for (int64_t i = 0; i < n; ++i) w[i] = exp_poly(x[i] / tau - shift);
+  const int64_t full = n / kBlock;
+  for (int64_t b = 0; b < full; ++b) block_sums[b] = block_sum16(w + b * kBlock);
   float total = 0.f;
-  for (int l = 0; l < kLanes; ++l) total += acc[l];
+  for (int64_t b = 0; b < full; ++b) total += block_sums[b];
+  if (full * kBlock < n) {
+    float sum = 0.f;
+    for (int64_t i = full * kBlock; i < n; ++i) sum += w[i];
+    block_sums[full] = sum;
+    total += sum;
+  }
   return total;
 }
 
-int64_t first_index_of(const float* x, int64_t n, float value) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (x[i] == value) return i;
+// Inverse CDF: the first token whose running weight sum exceeds target (< total), summing whole blocks first.
+int64_t inverse_cdf(const float* w, const float* block_sums, int64_t n, float target) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  float cum = 0.f;
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (!(cum + block_sums[b] > target)) {
+      cum += block_sums[b];
+      continue;
+    }
+    const int64_t end = std::min(n, (b + 1) * kBlock);
+    int64_t last_positive = -1;
+    for (int64_t i = b * kBlock; i < end; ++i) {
+      cum += w[i];
+      if (w[i] > 0.f) last_positive = i;
+      if (cum > target) return i;
+    }
+    if (last_positive >= 0) return last_positive;  // in-block rounding fell short: the block's last possible token
   }
-  return n - 1;
+  for (int64_t i = n - 1; i >= 0; --i) {  // rounding left the total at or below the target
+    if (w[i] > 0.f) return i;
+  }
+  return 0;
 }
 
 // Per-thread scratch of one block of positions.
 struct Scratch {
-  std::vector<float> filtered, weights, aux;
-  std::vector<int32_t> order;
+  std::vector<float> filtered, weights, aux, block_sums;
+  std::vector<uint64_t> order;
   explicit Scratch(int64_t v)
       : filtered(static_cast<size_t>(v)), weights(static_cast<size_t>(v)), aux(static_cast<size_t>(v)),
-        order(static_cast<size_t>(v)) {}
+        block_sums(static_cast<size_t>((v + kBlock - 1) / kBlock)), order(static_cast<size_t>(v)) {}
 };
 
-// Sorts order[done, V) incrementally: after the call order[0, next) holds the `next` smallest keys (ties by
-// index) in ascending order. `less` compares token indices.
-template <typename Less>
-void extend_sorted_prefix(int32_t* order, int64_t n, int64_t done, int64_t next, Less less) {
-  if (next >= n) {
-    std::sort(order + done, order + n, less);
-    return;
-  }
-  std::nth_element(order + done, order + next - 1, order + n, less);
-  std::sort(order + done, order + next - 1, less);
+// Sort keys: (32-bit order key << 32) | token id, so plain integer order is "by key, ties by token id".
+inline uint32_t token_of(uint64_t key) { return static_cast<uint32_t>(key); }
+inline uint32_t float_bits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return bits;
+}
+// Ascending order of non-negative floats (and +inf).
+inline uint64_t ascending_key(float nonnegative, int64_t token) {
+  return (static_cast<uint64_t>(float_bits(nonnegative + 0.0f)) << 32) | static_cast<uint64_t>(token);
+}
+// Descending order of any non-NaN float (-0 and +0 compare equal, as floats do).
+inline uint64_t descending_key(float v, int64_t token) {
+  const uint32_t bits = float_bits(v + 0.0f);
+  const uint32_t ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  return (static_cast<uint64_t>(~ascending) << 32) | static_cast<uint64_t>(token);
 }
 
-// Typical filtering (upstream's typical_filter algorithm): keep the tokens whose surprisal is closest to the
-// entropy until their probability mass reaches `mass`, and at least `min_tokens` of them; ties at the threshold
-// are kept. x holds no NaN/+inf and at least one finite value.
+// Selection by a 256-bin histogram of a non-negative rank value (the order is: rank value ascending; exact ties
+// and tokens sharing a bin are ordered by `key`, which must be monotone with the rank value). Tokens whose rank
+// value is +inf are excluded. Two O(V) passes plus a sort of one or two bins; no data-dependent branching in the
+// passes.
+constexpr int kBins = 256;
+
+template <typename Key>
+struct RankHistogram {
+  const float* rank;
+  int64_t n;
+  Key key;
+  float scale = 0.f;
+  Scratch* s;
+
+  int bin(float r) const { return std::min(kBins - 1, static_cast<int>(r * scale)); }
+
+  RankHistogram(const float* rank_, int64_t n_, Key key_, Scratch& scratch) : rank(rank_), n(n_), key(key_), s(&scratch) {
+    float top = 0.f;
+    for (int64_t j = 0; j < n; ++j) top = rank[j] != kInf && rank[j] > top ? rank[j] : top;
+    scale = top > 0.f ? static_cast<float>(kBins) / top : 0.f;
+    if (!(scale < kInf)) scale = 0.f;  // top is subnormal: one bin
+  }
+
+  // The sorted keys of bin b, in s->order; returns their count.
+  int64_t bin_keys(int b) const {
+    uint64_t* keys = s->order.data();
+    int64_t count = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      if (rank[j] != kInf && bin(rank[j]) == b) keys[count++] = key(j);
+    }
+    std::sort(keys, keys + count);
+    return count;
+  }
+
+  // Key of the first token, in order, at which the running sum of weight satisfies `crossed`; UINT64_MAX if none.
+  template <typename Crossed>
+  uint64_t key_at_mass(const float* weight, Crossed crossed) const {
+    float mass[kBins] = {0.f};
+    for (int64_t j = 0; j < n; ++j) {
+      if (rank[j] != kInf) mass[bin(rank[j])] += weight[j];
+    }
+    float acc = 0.f;
+    for (int b = 0; b < kBins; ++b) {
+      if (!crossed(acc + mass[b])) {
+        acc += mass[b];
+        continue;
+      }
+      const int64_t count = bin_keys(b);
+      const uint64_t* keys = s->order.data();
+      for (int64_t q = 0; q < count; ++q) {
+        acc += weight[token_of(keys[q])];
+        if (crossed(acc)) return keys[q];
+      }
+    }
+    return std::numeric_limits<uint64_t>::max();
+  }
+
+  // Number of ranked tokens whose key is <= `limit`.
+  int64_t count_up_to(uint64_t limit) const {
+    int64_t c = 0;
+    for (int64_t j = 0; j < n; ++j) c += rank[j] != kInf && key(j) <= limit;
+    return c;
+  }
+
+  // Key at 0-based position `pos` in order (pos < number of ranked tokens).
+  uint64_t key_at_position(int64_t pos) const {
+    int64_t counts[kBins] = {0};
+    for (int64_t j = 0; j < n; ++j) {
+      if (rank[j] != kInf) ++counts[bin(rank[j])];
+    }
+    int64_t before = 0;
+    for (int b = 0; b < kBins; ++b) {
+      if (pos < before + counts[b]) {
+        bin_keys(b);
+        return s->order[static_cast<size_t>(pos - before)];
+      }
+      before += counts[b];
+    }
+    return std::numeric_limits<uint64_t>::max();
+  }
+};
+
+template <typename Key>
+RankHistogram<Key> rank_histogram(const float* rank, int64_t n, Key key, Scratch& s) {
+  return RankHistogram<Key>(rank, n, key, s);
+}
+
+// Typical filtering (upstream's typical_filter algorithm): in ascending order of |surprisal - entropy| keep tokens
+// until their probability mass reaches `mass`, and at least `min_tokens`; every token whose gap equals the last
+// kept one's is kept too. x holds no NaN/+inf and at least one finite value.
 void typical_filter(float* x, int64_t n, float mass, int64_t min_tokens, Scratch& s) {
-  const float m = row_stats(x, n).max;
-  const float total = exp_weights(x, n, 1.0f, m, s.weights.data());
+  const float m = row_max(x, n);
+  float* p = s.weights.data();
+  const float total = exp_weights(x, n, 1.0f, m, p, s.block_sums.data());
   const float log_total = std::log(total);
-  float* surprise_gap = s.aux.data();
+  const float inv_total = 1.0f / total;
+  float* gap = s.aux.data();
   float entropy = 0.f;
   for (int64_t j = 0; j < n; ++j) {
-    if (x[j] == -kInf) continue;  // p log p = 0 (upstream's nansum)
     const float logp = (x[j] - m) - log_total;
-    entropy -= std::exp(logp) * logp;
+    p[j] *= inv_total;
+    entropy -= x[j] == -kInf ? 0.f : p[j] * logp;  // p log p -> 0 (upstream's nansum)
+    gap[j] = logp;
   }
+  for (int64_t j = 0; j < n; ++j) gap[j] = x[j] == -kInf ? kInf : std::fabs(-gap[j] - entropy);
+  const auto ranked = rank_histogram(gap, n, [gap](int64_t j) { return ascending_key(gap[j], j); }, s);
+  constexpr uint64_t kNone = std::numeric_limits<uint64_t>::max();
+  const uint64_t boundary = ranked.key_at_mass(p, [mass](float cum) { return !(cum < mass); });
+  const int64_t count = ranked.count_up_to(kNone);
+  // last_ind = number of tokens before the crossing one (all of them when the mass is never reached).
+  const int64_t last_ind = boundary == kNone ? count : ranked.count_up_to(boundary) - 1;
+  const int64_t threshold_pos = std::max<int64_t>(last_ind, min_tokens - 1);
+  if (threshold_pos >= count) return;  // keeps every token
+  const uint64_t threshold_key = threshold_pos == last_ind ? boundary : ranked.key_at_position(threshold_pos);
+  const float threshold = gap[token_of(threshold_key)];
   for (int64_t j = 0; j < n; ++j) {
-    const float logp = (x[j] - m) - log_total;
-    surprise_gap[j] = x[j] == -kInf ? kInf : std::fabs(-logp - entropy);
-    s.weights[j] = std::exp(logp);
-  }
-  int32_t* order = s.order.data();
-  for (int64_t j = 0; j < n; ++j) order[j] = static_cast<int32_t>(j);
-  auto less = [&](int32_t a, int32_t b) {
-    return surprise_gap[a] < surprise_gap[b] || (surprise_gap[a] == surprise_gap[b] && a < b);
-  };
-  const int64_t need = std::min<int64_t>(std::max<int64_t>(min_tokens, 1), n);
-  int64_t done = 0, last_ind = -1;
-  float cum = 0.f;
-  while (done < n) {
-    const int64_t next = std::min<int64_t>(n, std::max<int64_t>(done * 2, std::max<int64_t>(need, 64)));
-    extend_sorted_prefix(order, n, done, next, less);
-    for (int64_t q = done; q < next && last_ind < 0; ++q) {
-      cum += s.weights[order[q]];
-      if (!(cum < mass)) last_ind = q;
-    }
-    done = next;
-    if (last_ind >= 0 && done >= need) break;
-  }
-  if (last_ind < 0) last_ind = n - 1;
-  const int64_t threshold_pos = std::min<int64_t>(std::max<int64_t>(last_ind, min_tokens - 1), n - 1);
-  const float threshold = surprise_gap[order[threshold_pos]];
-  for (int64_t j = 0; j < n; ++j) {
-    if (surprise_gap[j] > threshold) x[j] = -kInf;
+    if (gap[j] > threshold) x[j] = -kInf;
   }
 }
 
@@ -344,35 +462,22 @@ void top_k_filter(float* x, int64_t n, int64_t k, Scratch& s) {
 // Top-p (nucleus, upstream's rule): in descending logit order (ties by index), keep tokens up to and including
 // the first whose cumulative softmax probability exceeds top_p.
 void top_p_filter(float* x, int64_t n, float top_p, Scratch& s) {
-  const float m = row_stats(x, n).max;
-  const float total = exp_weights(x, n, 1.0f, m, s.weights.data());
-  int32_t* order = s.order.data();
-  for (int64_t j = 0; j < n; ++j) order[j] = static_cast<int32_t>(j);
-  auto greater = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
-  int64_t done = 0, last_kept = -1;
-  float cum = 0.f;
-  while (done < n && last_kept < 0) {
-    const int64_t next = std::min<int64_t>(n, std::max<int64_t>(done * 2, 64));
-    extend_sorted_prefix(order, n, done, next, greater);
-    for (int64_t q = done; q < next; ++q) {
-      cum += s.weights[order[q]] / total;
-      if (cum > top_p) {
-        last_kept = q;
-        break;
-      }
-    }
-    done = next;
-  }
-  if (last_kept < 0) return;  // the whole distribution fits under top_p
-  float* kept = s.aux.data();
-  std::fill(kept, kept + n, 0.f);
-  for (int64_t q = 0; q <= last_kept; ++q) kept[order[q]] = 1.f;
+  const float m = row_max(x, n);
+  float* q = s.weights.data();
+  const float inv_total = 1.0f / exp_weights(x, n, 1.0f, m, q, s.block_sums.data());
+  float* rank = s.aux.data();
   for (int64_t j = 0; j < n; ++j) {
-    if (kept[j] == 0.f) x[j] = -kInf;
+    q[j] *= inv_total;
+    rank[j] = x[j] == -kInf ? kInf : m - x[j];  // ascending rank = descending logit (binning only)
+  }
+  const auto ranked = rank_histogram(rank, n, [x](int64_t j) { return descending_key(x[j], j); }, s);
+  const uint64_t last_kept = ranked.key_at_mass(q, [top_p](float cum) { return cum > top_p; });
+  for (int64_t j = 0; j < n; ++j) {  // tokens after the crossing one go (none if it is never crossed)
+    if (x[j] != -kInf && descending_key(x[j], j) > last_kept) x[j] = -kInf;
   }
 }
 
-enum class RowError : int32_t { kNone = 0, kNaN = 1, kPosInf = 2, kAllNegInf = 3 };
+enum class RowError : int32_t { kNone = 0, kNaN = 1, kPosInf = 2, kAllNegInf = 3, kOverflow = 4 };
 
 struct Draw {
   int64_t token;
@@ -386,47 +491,27 @@ struct StepConfig {
 
 RowError sample_row(const float* row, int64_t n, const StepConfig& cfg, const SampleParams& p, float u, Scratch& s,
                     Draw& out) {
-  const RowStats raw = row_stats(row, n);
-  if (raw.nan_count > 0) return RowError::kNaN;
-  if (raw.max == kInf) return RowError::kPosInf;
-  if (raw.max == -kInf) return RowError::kAllNegInf;
+  const float raw_max = row_max(row, n);
+  if (raw_max == kInf) return RowError::kPosInf;
+  if (raw_max == -kInf) return has_nan(row, n) ? RowError::kNaN : RowError::kAllNegInf;
   const float* x = row;
-  float max_logit = raw.max;
+  float max_logit = raw_max;
   if (cfg.typical || cfg.top_k || cfg.top_p) {
+    if (has_nan(row, n)) return RowError::kNaN;  // before any selection sees it
     float* f = s.filtered.data();
     std::copy(row, row + n, f);
     if (cfg.typical) typical_filter(f, n, p.typical_mass, p.typical_min_tokens, s);
     if (cfg.top_k) top_k_filter(f, n, p.top_k, s);
     if (cfg.top_p) top_p_filter(f, n, p.top_p, s);
     x = f;
-    max_logit = row_stats(f, n).max;
+    max_logit = row_max(f, n);
   }
   const float shift = max_logit / cfg.tau;
+  if (!std::isfinite(shift)) return RowError::kOverflow;  // logits / temperature overflows float32
   float* w = s.weights.data();
-  const float total = exp_weights(x, n, cfg.tau, shift, w);
-  int64_t token;
-  if (cfg.sample) {
-    const float target = u * total;
-    float cum = 0.f;
-    token = -1;
-    for (int64_t j = 0; j < n; ++j) {
-      cum += w[j];
-      if (cum > target) {
-        token = j;
-        break;
-      }
-    }
-    if (token < 0) {  // rounding left the running sum at or below the target: take the last possible token
-      for (int64_t j = n - 1; j >= 0; --j) {
-        if (w[j] > 0.f) {
-          token = j;
-          break;
-        }
-      }
-    }
-  } else {
-    token = first_index_of(x, n, max_logit);
-  }
+  const float total = exp_weights(x, n, cfg.tau, shift, w, s.block_sums.data());
+  if (std::isnan(total)) return RowError::kNaN;
+  const int64_t token = cfg.sample ? inverse_cdf(w, s.block_sums.data(), n, u * total) : first_index_of(x, n, max_logit);
   out.token = token;
   out.prob = w[token] / total;
   return RowError::kNone;
@@ -493,14 +578,16 @@ void sample_and_remask(const float* logits, const int64_t* codes, const int64_t*
     for (int64_t i = 0; i < positions; ++i) {
       if (errors[static_cast<size_t>(i)] == 0) continue;
       const int64_t b = i / per_item, pc = (i / T) % P, t = i % T;
-      const char* what = errors[static_cast<size_t>(i)] == static_cast<int32_t>(RowError::kNaN) ? "NaN"
-                         : errors[static_cast<size_t>(i)] == static_cast<int32_t>(RowError::kPosInf)
-                             ? "+inf"
-                             : "only -inf values (nothing to sample)";
-      throw Error(kSampleAndRemask, std::string("input 'logits' has ") + what + " at masked position (item " +
-                                        std::to_string(b) + ", predicted codebook " + std::to_string(pc) +
-                                        ", frame " + std::to_string(t) +
-                                        "); logits of masked positions must be finite or -inf");
+      const auto e = static_cast<RowError>(errors[static_cast<size_t>(i)]);
+      const std::string where = "masked position (item " + std::to_string(b) + ", predicted codebook " +
+                                std::to_string(pc) + ", frame " + std::to_string(t) + ")";
+      if (e == RowError::kOverflow) {
+        throw Error(kSampleAndRemask, "logits / temperature overflows float32 at " + where +
+                                          "; use a larger temperature (or <= 0 for argmax)");
+      }
+      const char* what = e == RowError::kNaN ? "NaN" : e == RowError::kPosInf ? "+inf" : "only -inf values";
+      throw Error(kSampleAndRemask, std::string("input 'logits' has ") + what + " at " + where +
+                                        "; logits of masked positions must be finite or -inf, at least one finite");
     }
   }
 
@@ -546,6 +633,9 @@ StepConfig row_config(const SampleParams& p, int64_t vocab, bool sample) {
 }
 
 void throw_row_error(RowError e, int64_t row) {
+  if (e == RowError::kOverflow) {
+    throw Error(kSampleAndRemask, "logits / temperature overflows float32 in row " + std::to_string(row));
+  }
   const char* what = e == RowError::kNaN ? "NaN" : e == RowError::kPosInf ? "+inf" : "only -inf values";
   throw Error(kSampleAndRemask, std::string("input 'logits' has ") + what + " in row " + std::to_string(row));
 }
@@ -557,10 +647,10 @@ void filter_rows(const float* logits, int64_t rows, int64_t vocab, const SampleP
   for (int64_t i = 0; i < rows; ++i) {
     const float* row = logits + i * vocab;
     float* x = out + i * vocab;
-    const RowStats raw = row_stats(row, vocab);
-    if (raw.nan_count > 0) throw_row_error(RowError::kNaN, i);
-    if (raw.max == kInf) throw_row_error(RowError::kPosInf, i);
-    if (raw.max == -kInf) throw_row_error(RowError::kAllNegInf, i);
+    const float raw_max = row_max(row, vocab);
+    if (has_nan(row, vocab)) throw_row_error(RowError::kNaN, i);
+    if (raw_max == kInf) throw_row_error(RowError::kPosInf, i);
+    if (raw_max == -kInf) throw_row_error(RowError::kAllNegInf, i);
     std::copy(row, row + vocab, x);
     if (cfg.typical) typical_filter(x, vocab, params.typical_mass, params.typical_min_tokens, scratch);
     if (cfg.top_k) top_k_filter(x, vocab, params.top_k, scratch);
