@@ -5,19 +5,20 @@ Side by side in one run, on the same random weights (one external-data file shar
   - inlined reference: the same model without the library (ORT inlines the model-local reference functions),
   - ORT-only composition: SimplifiedLayerNormalization, com.microsoft.MultiHeadAttention with the [1, H, T, T]
     position bias precomputed (a graph input), MatMul, Gelu, Gather embedding,
-and ORT's own MatMul peak measured in the same run (575x1280 @ 1280x5120, B an initializer). Prints seconds,
-GFLOP/s and the fraction of that peak. Also times a full-size export from .pth files in a child process
+and ORT's own MatMul peak measured in the same run (575x1280 @ 1280x5120, B an initializer). Each variant runs
+in its own process, in alternating rounds. Prints median seconds, GFLOP/s and the fraction of that peak. Also times a full-size export from .pth files in a child process
 (seconds, peak RSS vs the weights' size).
 
     python benchmarks/bench_forward.py [--threads 2] [--repeats 3] [--skip-export] [--workdir DIR]
 
-Timings are medians of interleaved rounds (benchmarks/_timing.py); never assert on them in tests.
+Never assert on these timings in tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,9 +30,7 @@ import onnx
 from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import compare  # noqa: E402
 
-import vampnet_ort  # noqa: E402
 from vampnet_ort.export.random_checkpoint import (  # noqa: E402
     RELEASE_COARSE_KWARGS,
     lac_kwargs,
@@ -116,6 +115,26 @@ print(f"{time.perf_counter() - start:.3f} {resource.getrusage(resource.RUSAGE_SE
 """
 
 
+TIMING_CHILD = """
+import sys, time, numpy as np, vampnet_ort
+model, library, threads, work, repeats, out_file = sys.argv[1:7]
+session = vampnet_ort.create_session(model, with_library=library == "1", intra_op_threads=int(threads))
+names = [i.name for i in session.get_inputs()]
+if names == ["x"]:
+    feeds = {"x": np.random.default_rng(0).standard_normal((575, 1280), dtype=np.float32)}
+else:
+    feeds = {name: np.load(f"{work}/{name}.npy") for name in names}
+out = session.run(None, feeds)[0]
+np.save(out_file, out)
+times = []
+for _ in range(int(repeats)):
+    start = time.perf_counter()
+    session.run(None, feeds)
+    times.append(time.perf_counter() - start)
+print(*times)
+"""
+
+
 def time_export(workdir: Path, ckpt, codec) -> None:
     from vampnet_ort.export import save_checkpoint
 
@@ -139,7 +158,8 @@ def time_export(workdir: Path, ckpt, codec) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per process")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of one process per variant")
     parser.add_argument("--skip-export", action="store_true")
     parser.add_argument("--skip-reference", action="store_true", help="leave out the inlined-reference graph")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -168,36 +188,39 @@ def main() -> None:
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 1024, size=(1, config.n_codebooks, T))
     codes[rng.random(codes.shape) < 0.5] = 1024
-    bias = position_bias(rel_table, T)
+    np.save(work / "codes.npy", codes)
+    np.save(work / "attention_bias.npy", position_bias(rel_table, T))
+    onnx.save_model(matmul_model(T, 1280, 5120), str(work / "matmul.onnx"))
 
-    def session(path: Path, library: bool):
-        return vampnet_ort.create_session(str(path), with_library=library, intra_op_threads=args.threads)
-
-    sessions = {
-        "custom-op graph": (session(work / "coarse_logits.onnx", True), {"codes": codes}),
-        "ORT-only composition": (session(work / "ort_only.onnx", False), {"codes": codes, "attention_bias": bias}),
-    }
+    variants = {"custom-op graph": ("coarse_logits.onnx", "1"), "ORT-only composition": ("ort_only.onnx", "0")}
     if not args.skip_reference:
-        sessions["inlined reference graph"] = (session(work / "coarse_logits.onnx", False), {"codes": codes})
-    mm = vampnet_ort.create_session(matmul_model(T, 1280, 5120).SerializeToString(), with_library=False,
-                                    intra_op_threads=args.threads)
-    x = rng.standard_normal((T, 1280), dtype=np.float32)
-
-    outs = {name: s.run(None, feeds)[0] for name, (s, feeds) in sessions.items()}
-    for name, value in outs.items():
-        print(f"  max |{name} - custom-op graph| = {np.abs(value - outs['custom-op graph']).max():.2e}")
-
-    candidates = {name: (lambda s=s, f=f: s.run(None, f)) for name, (s, f) in sessions.items()}
-    candidates["ORT MatMul 575x1280x5120"] = lambda: mm.run(None, {"x": x})
-    seconds = compare(candidates, repeats=args.repeats, warmup=1, rounds=args.repeats)
+        variants["inlined reference graph"] = ("coarse_logits.onnx", "0")
+    variants["ORT MatMul 575x1280x5120"] = ("matmul.onnx", "0")
+    # Each variant runs in its own process (one session per process: several large sessions in one process
+    # disturbed each other's timings here), in alternating rounds so machine load hits every variant alike.
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    outputs: dict[str, str] = {}
+    for round_index in range(args.rounds):
+        for name, (model, library) in variants.items():
+            out_file = work / f"out_{len(outputs)}.npy"
+            done = subprocess.run(
+                [sys.executable, "-c", TIMING_CHILD, str(work / model), library, str(args.threads), str(work),
+                 str(args.repeats), str(out_file)], check=True, capture_output=True, text=True)
+            samples[name] += [float(v) for v in done.stdout.split()]
+            if round_index == 0 and not name.startswith("ORT MatMul"):
+                outputs[name] = str(out_file)
+    reference = np.load(outputs["custom-op graph"])
+    for name, path in outputs.items():
+        print(f"  max |{name} - custom-op graph| = {np.abs(np.load(path) - reference).max():.2e}")
+    seconds = {name: statistics.median(v) for name, v in samples.items()}
     peak = 2.0 * T * 1280 * 5120 / seconds.pop("ORT MatMul 575x1280x5120")
     flops = forward_flops(config, T)
     print(f"\nforward FLOPs: {flops / 1e9:.1f} GFLOP; ORT MatMul peak in this run: {peak / 1e9:.1f} GFLOP/s "
-          f"(bound: {flops / peak:.2f} s)")
+          f"(bound: {flops / peak:.2f} s); medians of {args.rounds} x {args.repeats} runs")
     base = seconds["ORT-only composition"]
     print(f"  {'variant':28s} {'s':>8s} {'GFLOP/s':>9s} {'of peak':>8s} {'vs ORT-only':>12s}")
-    for name, s in seconds.items():
-        print(f"  {name:28s} {s:8.3f} {flops / s / 1e9:9.1f} {flops / s / peak:8.1%} {base / s:11.2f}x")
+    for name, sec in seconds.items():
+        print(f"  {name:28s} {sec:8.3f} {flops / sec / 1e9:9.1f} {flops / sec / peak:8.1%} {base / sec:11.2f}x")
     tmp.cleanup()
 
 
