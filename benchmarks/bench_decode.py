@@ -18,6 +18,7 @@ Timings on a shared machine are noisy; never assert on them in tests.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,13 +26,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_forward import forward_flops, matmul_model  # noqa: E402
 
-import vampnet_ort  # noqa: E402
 from vampnet_ort.export.decode_graph import decode_graph  # noqa: E402
-from vampnet_ort.export.host_decoder import HostDecoder  # noqa: E402
 from vampnet_ort.export.random_checkpoint import (  # noqa: E402
     RELEASE_C2F_KWARGS,
     RELEASE_COARSE_KWARGS,
@@ -72,6 +72,47 @@ print(loaded, peak["VmRSS"], peak["RssAnon"], peak["RssFile"])
 """
 
 
+TIMING_CHILD = """
+import sys, time, numpy as np
+bench_dir, work, threads, mode = sys.argv[1:5]
+sys.path.insert(0, bench_dir)
+import vampnet_ort
+from bench_decode import STAGES, decode_feeds
+from vampnet_ort.export.host_decoder import HostDecoder
+from vampnet_ort.export.vampnet_weights import VampNetConfig
+if mode == "matmul":
+    session = vampnet_ort.create_session(f"{work}/matmul.onnx", with_library=False, intra_op_threads=int(threads))
+    x = np.random.default_rng(0).standard_normal((575, 1280), dtype=np.float32)
+    session.run(None, {"x": x})
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        session.run(None, {"x": x})
+        times.append(time.perf_counter() - start)
+    print(*times)
+    sys.exit(0)
+name, repeats, out_file = sys.argv[5], int(sys.argv[6]), sys.argv[7]
+kwargs, t, steps = STAGES[name]
+config = VampNetConfig.from_kwargs(kwargs)
+feeds = decode_feeds(config.n_codebooks, t, config.n_conditioning_codebooks, steps)
+if mode == "loop":
+    session = vampnet_ort.create_session(f"{work}/{name}.onnx", intra_op_threads=int(threads))
+    session.run(None, {**feeds, "num_steps": np.array(1, np.int64)})  # warm-up
+    run = lambda: session.run(None, feeds)[0]
+else:
+    host = HostDecoder(f"{work}/{name}_logits.onnx", intra_op_threads=int(threads))
+    host.decode(feeds["codes"], feeds["mask"], num_steps=1)  # warm-up
+    run = lambda: host.decode(feeds["codes"], feeds["mask"], seed=0, num_steps=steps)
+times = []
+for _ in range(repeats):
+    start = time.perf_counter()
+    out = run()
+    times.append(time.perf_counter() - start)
+np.save(f"{work}/{out_file}", out)
+print(*times)
+"""
+
+
 def decode_feeds(n_codebooks: int, t: int, n_conditioning: int, steps: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 1024, size=(1, n_codebooks, t))
@@ -86,19 +127,11 @@ def decode_feeds(n_codebooks: int, t: int, n_conditioning: int, steps: int) -> d
             "sample_cutoff": np.array(1.0, f32)}
 
 
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="decodes per process")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating Loop/host rounds")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
@@ -116,34 +149,41 @@ def main() -> None:
         print(f"{name}: random checkpoint + export {time.perf_counter() - t0:.1f} s, "
               f"weights {weights_bytes[name] / 2**30:.2f} GiB")
 
-    mm = vampnet_ort.create_session(matmul_model(575, 1280, 5120).SerializeToString(), with_library=False,
-                                    intra_op_threads=args.threads)
-    x = np.random.default_rng(0).standard_normal((575, 1280), dtype=np.float32)
-    mm_s, _ = best_of(lambda: mm.run(None, {"x": x}), 5)
-    peak = 2.0 * 575 * 1280 * 5120 / mm_s
-    print(f"\nORT MatMul peak in this run: {peak / 1e9:.1f} GFLOP/s; {args.threads} intra-op threads; B=1")
-    print(f"  {'decode':28s} {'s':>8s} {'tokens/s':>9s} {'RTF':>7s} {'of peak':>8s}")
+    onnx.save_model(matmul_model(575, 1280, 5120), str(work / "matmul.onnx"))
+    bench_dir = str(Path(__file__).resolve().parent)
+
+    def child(*argv: str) -> list[str]:
+        return subprocess.run([sys.executable, "-c", TIMING_CHILD, bench_dir, str(work), str(args.threads), *argv],
+                              check=True, capture_output=True, text=True).stdout.split()
+
     from vampnet_ort.export.vampnet_weights import VampNetConfig
 
+    # One process per measurement (several large sessions in one process disturbed each other's timings here),
+    # Loop and host runs alternating, so machine load hits both alike.
+    peak_samples: list[float] = []
+    rows = []
     for name, (kwargs, t, steps) in STAGES.items():
         config = VampNetConfig.from_kwargs(kwargs)
-        feeds = decode_feeds(config.n_codebooks, t, config.n_conditioning_codebooks, steps)
-        loop = vampnet_ort.create_session(str(work / f"{name}.onnx"), intra_op_threads=args.threads)
-        host = HostDecoder(work / f"{name}_logits.onnx", intra_op_threads=args.threads)
-        loop.run(None, {**feeds, "num_steps": np.array(1, np.int64)})  # warm-up
-        host.decode(feeds["codes"], feeds["mask"], num_steps=1)
-        loop_s, loop_out = best_of(lambda: loop.run(None, feeds)[0], args.repeats)
-        host_s, host_out = best_of(lambda: host.decode(feeds["codes"], feeds["mask"], seed=0, num_steps=steps),
-                                   args.repeats)
-        same = np.array_equal(loop_out, host_out)
+        times: dict[str, list[float]] = {"loop": [], "host": []}
+        for round_index in range(args.rounds):
+            peak_samples += [float(v) for v in child("matmul")]
+            for mode in ("loop", "host"):
+                times[mode] += [float(v) for v in child(mode, name, str(args.repeats), f"{name}_{mode}.npy")]
+        same = np.array_equal(np.load(work / f"{name}_loop.npy"), np.load(work / f"{name}_host.npy"))
+        rows.append((name, config, t, steps, statistics.median(times["loop"]), statistics.median(times["host"]), same))
+    peak = 2.0 * 575 * 1280 * 5120 / statistics.median(peak_samples)
+    print(f"\nORT MatMul peak in this run: {peak / 1e9:.1f} GFLOP/s; {args.threads} intra-op threads; B=1; "
+          f"medians of {args.rounds} x {args.repeats} decodes")
+    print(f"  {'decode':28s} {'s':>8s} {'tokens/s':>9s} {'RTF':>7s} {'of peak':>8s}")
+    for name, config, t, steps, loop_s, host_s, same in rows:
         audio_s = t * HOP / SAMPLE_RATE
         tokens = config.n_predict_codebooks * t
         flops = steps * forward_flops(config, t)
-        for label, s in (("Loop graph", loop_s), ("host-driven loop", host_s)):
-            print(f"  {name + ' ' + label:28s} {s:8.2f} {tokens / s:9.1f} {s / audio_s:7.3f} {flops / s / peak:8.1%}")
+        for label, sec in (("Loop graph", loop_s), ("host-driven loop", host_s)):
+            print(f"  {name + ' ' + label:28s} {sec:8.2f} {tokens / sec:9.1f} {sec / audio_s:7.3f} "
+                  f"{flops / sec / peak:8.1%}")
         print(f"  {name}: T={t}, {steps} steps, {audio_s:.2f} s of audio; Loop vs host: {loop_s / host_s - 1:+.1%} "
               f"(Loop overhead); identical tokens: {same}")
-        del loop, host
 
     if not args.skip_rss:
         w = weights_bytes["coarse"]

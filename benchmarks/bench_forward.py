@@ -17,7 +17,6 @@ Never assert on these timings in tests.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
