@@ -10,8 +10,8 @@ from ._model import function_protos, make_model, opset_imports, single_op_model,
 from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 from .codebook_embedding import CodebookEmbedding
 from .film import FiLM
-from .relative_position_attention import RelativePositionAttention
 from .philox_uniform import PhiloxUniform
+from .relative_position_attention import RelativePositionAttention
 from .rms_norm import RMSNorm
 from .sample_and_remask import SampleAndRemask
 
@@ -28,8 +28,8 @@ __all__ = [
     "FiLM",
     "PhiloxUniform",
     "RMSNorm",
-    "RelativePositionAttention",
     "SampleAndRemask",
+    "RelativePositionAttention",
     "function_protos",
     "make_model",
     "opset_imports",

@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 import onnx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
@@ -202,6 +202,11 @@ def test_layer_attention_reproduces_upstream_residual_stream(model: str) -> None
     buckets=st.sampled_from([(32, 128), (8, 20), (4, 3), (64, 500)]),
     seed=st.integers(0, 2**31 - 1),
 )
+# Always covered: T = 1 and 2 with B = 3, H = 1; odd T > 2 * max_distance with a head dim that is not a power of 2.
+@example(batch=3, t=1, heads=1, head_dim=5, buckets=(32, 128), seed=0)
+@example(batch=3, t=2, heads=1, head_dim=20, buckets=(32, 128), seed=1)
+@example(batch=3, t=301, heads=1, head_dim=33, buckets=(32, 128), seed=2)
+@example(batch=1, t=257, heads=3, head_dim=80, buckets=(8, 20), seed=3)
 def test_kernel_matches_reference_and_numpy(batch: int, t: int, heads: int, head_dim: int,
                                             buckets: tuple[int, int], seed: int) -> None:
     num_buckets, max_distance = buckets

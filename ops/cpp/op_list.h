@@ -6,8 +6,8 @@
 
 #include "codebook_embedding.h"
 #include "film.h"
-#include "relative_position_attention.h"
 #include "philox_uniform.h"
+#include "relative_position_attention.h"
 #include "rms_norm.h"
 #include "sample_and_remask.h"
 
@@ -21,9 +21,9 @@ inline std::vector<const OrtCustomOp*> all_ops() {
       rms_norm_op(),
       film_op(),
       codebook_embedding_op(),
-      relative_position_attention_op(),
       philox_uniform_op(),
       sample_and_remask_op(),
+      relative_position_attention_op(),
   };
 }
 

@@ -1,6 +1,7 @@
 #include "relative_position_attention.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -87,7 +88,7 @@ constexpr int64_t kLanes = 16;       // floats per vector (one zmm; two ymm / fo
 constexpr int64_t kBlockQ = 64;      // queries per work unit
 constexpr int64_t kBlockK = 64;      // keys per tile (K^T and V tiles: 64 * dh floats each, L1/L2 resident)
 constexpr int64_t kRowsMicro = 4;    // query rows per register tile
-constexpr int64_t kKeysMicro = 32;   // keys per register tile of the score micro-kernel (2 vectors)
+constexpr int64_t kKeysMicro = 32;   // key granularity of a partial last tile (full tiles use 4x64 score tiles)
 constexpr int64_t kColsMicro = 4;    // output vectors per register tile of the P.V micro-kernel (64 floats)
 
 typedef float vf __attribute__((vector_size(64), __may_alias__, aligned(4)));
@@ -110,8 +111,7 @@ int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // exp on 16 lanes for arguments <= 0 (scores minus the running max), NaN-preserving, no float->int conversion.
 // Cody-Waite reduction x = n ln2 + r, degree-6 polynomial for e^r (rel. error ~2 ulp), 2^n built in the exponent.
-VAMPNET_INLINE void exp16_inplace(float* p) {
-  const vf x = VLOAD(p);
+VAMPNET_INLINE void exp16(const vf& x, vf& out) {
   const vf lo = vf{} - 87.0f;  // below -87, e^x < 2^-125: flushed to 0
   const vi small = x < lo;
   const vf xc = small ? lo : x;  // NaN compares false and stays NaN
@@ -127,32 +127,62 @@ VAMPNET_INLINE void exp16_inplace(float* p) {
   poly = poly * r * r + r + 1.0f;
   const vu exponent = (reinterpret_cast<const vu&>(t) - 0x4B400000u + 127u) << 23;  // (n + 127) << 23
   const vf result = poly * reinterpret_cast<const vf&>(exponent);
-  VSTORE(p, small ? vf{} : result);
+  out = small ? vf{} : result;
 }
 
+// Horizontal max / sum by halving (a fixed tree: deterministic, and no 16-long dependency chain).
+// The max ignores NaN lanes like the scalar `a > b ? a : b` does.
 VAMPNET_INLINE float hmax(const vf& v) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t l = 0; l < kLanes; ++l) m = v[l] > m ? v[l] : m;
-  return m;
+  vf m = v;
+  const vi swap8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
+  const vi swap4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
+  const vi swap2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+  const vi swap1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+  vf o = __builtin_shuffle(m, swap8);
+  m = o > m ? o : m;
+  o = __builtin_shuffle(m, swap4);
+  m = o > m ? o : m;
+  o = __builtin_shuffle(m, swap2);
+  m = o > m ? o : m;
+  o = __builtin_shuffle(m, swap1);
+  m = o > m ? o : m;
+  return m[0];
 }
 
-// S[r, c] = sum_d Q[r, d] * Kt[d, c] for a kRowsMicro x kKeysMicro register tile.
-VAMPNET_INLINE void score_tile(const float* qs, const float* kt, float* s, int64_t head_dim, int64_t r0, int64_t c0) {
-  vf acc[kRowsMicro][2];
-  for (int64_t r = 0; r < kRowsMicro; ++r) acc[r][0] = acc[r][1] = vf{} ;
+VAMPNET_INLINE float hsum(const vf& v) {
+  const vi swap8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
+  const vi swap4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
+  const vi swap2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+  const vi swap1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+  vf t = v + __builtin_shuffle(v, swap8);
+  t = t + __builtin_shuffle(t, swap4);
+  t = t + __builtin_shuffle(t, swap2);
+  t = t + __builtin_shuffle(t, swap1);
+  return t[0];
+}
+
+// S[r, c0 .. c0 + 16*NV) = sum_d Q[r, d] * Kt[d, c] + bias for kRowsMicro rows (a kRowsMicro x NV-vector
+// register tile); the bias of row r0 + r, column c0 + c is bias0[c - r] (a slice of the per-offset table).
+template <int NV>
+VAMPNET_INLINE void score_tile(const float* qs, const float* kt, const float* bias0, float* s, int64_t head_dim,
+                               int64_t r0, int64_t c0) {
+  vf acc[kRowsMicro][NV];
+  for (int64_t r = 0; r < kRowsMicro; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = vf{};
+  }
   const float* q = qs + r0 * head_dim;
   for (int64_t d = 0; d < head_dim; ++d) {
-    const vf k0 = VLOAD(kt + d * kBlockK + c0);
-    const vf k1 = VLOAD(kt + d * kBlockK + c0 + kLanes);
+    vf kv[NV];
+    for (int v = 0; v < NV; ++v) kv[v] = VLOAD(kt + d * kBlockK + c0 + v * kLanes);
     for (int64_t r = 0; r < kRowsMicro; ++r) {
       const float qv = q[r * head_dim + d];
-      acc[r][0] += qv * k0;
-      acc[r][1] += qv * k1;
+      for (int v = 0; v < NV; ++v) acc[r][v] += qv * kv[v];
     }
   }
   for (int64_t r = 0; r < kRowsMicro; ++r) {
-    VSTORE(s + (r0 + r) * kBlockK + c0, acc[r][0]);
-    VSTORE(s + (r0 + r) * kBlockK + c0 + kLanes, acc[r][1]);
+    for (int v = 0; v < NV; ++v) {
+      VSTORE(s + (r0 + r) * kBlockK + c0 + v * kLanes, acc[r][v] + VLOAD(bias0 - r + v * kLanes));
+    }
   }
 }
 
@@ -190,9 +220,9 @@ int64_t scratch_floats(int64_t head_dim) {
   return round_up(kBlockQ * head_dim, kLanes) + kBlockQ * kBlockK + kBlockQ * padded + 2 * kBlockQ + kLanes;
 }
 
-Scratch carve(std::vector<float>& buffer, int64_t head_dim) {
+Scratch carve(float* buffer, int64_t head_dim) {
   const int64_t padded = round_up(head_dim, kLanes);
-  float* p = buffer.data();
+  float* p = buffer;
   // Align the start to 64 bytes; every piece below is a multiple of 16 floats long.
   const uintptr_t misalign = reinterpret_cast<uintptr_t>(p) % 64;
   if (misalign) p += (64 - misalign) / sizeof(float);
@@ -234,7 +264,7 @@ void pack_kv_tile(const float* qkv, const AttentionDims& d, int64_t b, int64_t h
 }
 
 // One work unit: queries [q0, q0 + nq) of head h in batch item b, over every key.
-// bias_row: the head's per-offset bias, bias_row[(j - i) + T - 1], padded with kBlockK zeros at the end.
+// bias_row: the head's per-offset bias, bias_row[(j - i) + T - 1], with kBlockQ zeros before and kBlockK after.
 // packed_kv: the head's key tiles (pack_kv_tile), one after another.
 VAMPNET_CLONES
 void attend_query_block(const float* qkv, const float* bias_row, const float* packed_kv, float* out,
@@ -271,23 +301,31 @@ void attend_query_block(const float* qkv, const float* bias_row, const float* pa
     const float* vp = kt + dh * kBlockK;
     // Scores.
     for (int64_t r0 = 0; r0 < nq_tiles; r0 += kRowsMicro) {
-      for (int64_t c0 = 0; c0 < nk_tiles; c0 += kKeysMicro) score_tile(w.qs, kt, w.s, dh, r0, c0);
+      const float* bias0 = bias_row + (T - 1) - (q0 + r0) + k0;
+      if (nk_tiles == kBlockK) {
+        score_tile<kBlockK / kLanes>(w.qs, kt, bias0, w.s, dh, r0, 0);
+      } else {
+        for (int64_t c0 = 0; c0 < nk_tiles; c0 += kKeysMicro) {
+          score_tile<kKeysMicro / kLanes>(w.qs, kt, bias0 + c0, w.s, dh, r0, c0);
+        }
+      }
     }
-    // Bias, online softmax update, rescale of the accumulators.
+    // Online softmax update, rescale of the accumulators.
     for (int64_t r = 0; r < nq_tiles; ++r) {
       float* srow = w.s + r * kBlockK;
       if (r >= nq) {  // padding rows: zero probabilities
         for (int64_t c = 0; c < nk_tiles; c += kLanes) VSTORE(srow + c, vf{});
         continue;
       }
-      const float* brow = bias_row + (T - 1) - (q0 + r) + k0;
       vf vmax = vf{} + neg_inf;
       for (int64_t c = 0; c < nk_tiles; c += kLanes) {
-        const vf valid_lane = lane_index + static_cast<float>(c);
-        vf sv = VLOAD(srow + c) + VLOAD(brow + c);
-        const vf padding = vf{} + neg_inf;
-        sv = valid_lane < static_cast<float>(nk) ? sv : padding;
-        VSTORE(srow + c, sv);
+        vf sv = VLOAD(srow + c);
+        if (c + kLanes > nk) {  // the partial last tile: keys past T get -inf (probability 0)
+          const vf valid_lane = lane_index + static_cast<float>(c);
+          const vf padding = vf{} + neg_inf;
+          sv = valid_lane < static_cast<float>(nk) ? sv : padding;
+          VSTORE(srow + c, sv);
+        }
         vmax = sv > vmax ? sv : vmax;
       }
       const float old_max = w.row_max[r];
@@ -295,15 +333,15 @@ void attend_query_block(const float* qkv, const float* bias_row, const float* pa
       const float new_max = block_max > old_max ? block_max : old_max;
       // A row whose scores so far are all -inf keeps max -inf; subtract 0 instead so exp gives 0, not NaN.
       const float shift = new_max == neg_inf ? 0.0f : new_max;
-      const float alpha = old_max == neg_inf ? 0.0f : std::exp(old_max - shift);
+      const float alpha = old_max == new_max ? 1.0f : old_max == neg_inf ? 0.0f : std::exp(old_max - shift);
       vf vsum{};
       for (int64_t c = 0; c < nk_tiles; c += kLanes) {
-        VSTORE(srow + c, VLOAD(srow + c) - shift);
-        exp16_inplace(srow + c);
-        vsum += VLOAD(srow + c);
+        vf prob;
+        exp16(VLOAD(srow + c) - shift, prob);
+        VSTORE(srow + c, prob);
+        vsum += prob;
       }
-      float block_sum = 0.0f;
-      for (int64_t l = 0; l < kLanes; ++l) block_sum += vsum[l];
+      const float block_sum = hsum(vsum);
       w.row_sum[r] = w.row_sum[r] * alpha + block_sum;
       w.row_max[r] = new_max;
       if (alpha != 1.0f) {
@@ -337,44 +375,98 @@ void attend_query_block(const float* qkv, const float* bias_row, const float* pa
 
 int64_t attention_scratch_floats(int64_t head_dim) { return scratch_floats(head_dim); }
 
+namespace {
+int64_t bias_row_floats(int64_t time) { return kBlockQ + (2 * time - 1) + kBlockK; }
+int64_t packed_head_floats(const AttentionDims& d) {
+  return (d.time + kBlockK - 1) / kBlockK * kv_tile_floats(d.head_dim);
+}
+}  // namespace
+
+int64_t relative_position_attention_workspace_floats(const AttentionDims& d) {
+  if (d.batch == 0 || d.time == 0) return 0;
+  return d.heads * bias_row_floats(d.time) + d.batch * d.heads * packed_head_floats(d);
+}
+
 void relative_position_attention(const float* qkv, const float* rel_bias, float* out, const AttentionDims& d,
-                                 const Parallel& par) {
+                                 float* workspace, const Parallel& par) {
   const int64_t T = d.time, H = d.heads;
   if (d.batch == 0 || T == 0) return;
-  // Per-offset bias: table[h, (j - i) + T - 1] = rel_bias[bucket(j - i), h], rows padded by kBlockK zeros.
-  const int64_t offsets = 2 * T - 1, row = offsets + kBlockK;
-  std::vector<float> table(static_cast<size_t>(H * row), 0.0f);
+  // Per-offset bias: table[h, kBlockQ + (j - i) + T - 1] = rel_bias[bucket(j - i), h]; each head's row has
+  // kBlockQ zeros in front (read by the padding rows of a partial query block) and kBlockK behind (padding keys).
+  const int64_t offsets = 2 * T - 1, row = bias_row_floats(T);
+  float* table = workspace;
+  std::fill(table, table + H * row, 0.0f);
   for (int64_t r = 0; r < offsets; ++r) {
     const int64_t bucket = relative_position_bucket(r - (T - 1), d.num_buckets, d.max_distance);
-    for (int64_t h = 0; h < H; ++h) table[static_cast<size_t>(h * row + r)] = rel_bias[bucket * H + h];
+    for (int64_t h = 0; h < H; ++h) table[h * row + kBlockQ + r] = rel_bias[bucket * H + h];
   }
-  // K^T / V tiles of every (batch item, head), packed once and shared by all query blocks (uninitialised
-  // allocation: pack_kv_tile writes every float, padding included).
+  // K^T / V tiles of every (batch item, head), packed once and shared by all query blocks (pack_kv_tile writes
+  // every float, padding included).
   const int64_t key_blocks = (T + kBlockK - 1) / kBlockK, tile = kv_tile_floats(d.head_dim);
-  const int64_t head_floats = key_blocks * tile;
-  std::unique_ptr<float[]> packed(new float[static_cast<size_t>(d.batch * H * head_floats)]);
-  parallel_blocks(par, d.batch * H * key_blocks, 4, [&](int64_t begin, int64_t end) {
+  const int64_t head_floats = packed_head_floats(d);
+  float* packed = workspace + H * row;
+  // Small problems run on the calling thread: a block gets at least ~2 MFLOP of work (a size-only rule, so the
+  // split never depends on the thread count), since waking the pool costs more than tiny blocks save.
+  const int64_t unit_flops = 4 * kBlockQ * T * d.head_dim;
+  const int64_t min_units = std::max<int64_t>(1, (int64_t{1} << 21) / unit_flops);
+  parallel_blocks(par, d.batch * H * key_blocks, 4 * min_units, [&](int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; ++u) {
       const int64_t kb = u % key_blocks, bh = u / key_blocks;
-      pack_kv_tile(qkv, d, bh / H, bh % H, kb, packed.get() + u * tile);
+      pack_kv_tile(qkv, d, bh / H, bh % H, kb, packed + u * tile);
     }
   });
   const int64_t query_blocks = (T + kBlockQ - 1) / kBlockQ;
   const int64_t units = d.batch * H * query_blocks;
-  parallel_blocks(par, units, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buffer(static_cast<size_t>(scratch_floats(d.head_dim)));
-    const Scratch w = carve(buffer, d.head_dim);
+  parallel_blocks(par, units, min_units, [&](int64_t begin, int64_t end) {
+    // Uninitialised on purpose: attend_query_block writes every scratch float before reading it.
+    std::unique_ptr<float[]> buffer(new float[static_cast<size_t>(scratch_floats(d.head_dim))]);
+    const Scratch w = carve(buffer.get(), d.head_dim);
     for (int64_t u = begin; u < end; ++u) {
       const int64_t qb = u % query_blocks, bh = u / query_blocks;
       const int64_t h = bh % H, b = bh / H;
-      attend_query_block(qkv, table.data() + h * row, packed.get() + bh * head_floats, out, d, b, h, qb * kBlockQ, w);
+      attend_query_block(qkv, table + h * row + kBlockQ, packed + bh * head_floats, out, d, b, h, qb * kBlockQ, w);
     }
   });
+}
+
+void relative_position_attention(const float* qkv, const float* rel_bias, float* out, const AttentionDims& d,
+                                 const Parallel& par) {
+  std::unique_ptr<float[]> workspace(new float[static_cast<size_t>(relative_position_attention_workspace_floats(d))]);
+  relative_position_attention(qkv, rel_bias, out, d, workspace.get(), par);
 }
 
 // ---- ONNX Runtime binding ----------------------------------------------------------------------------------
 
 namespace {
+
+// Floats from the kernel context's CPU allocator, returned on scope exit.
+class OrtWorkspace {
+ public:
+  OrtWorkspace(const Ort::KernelContext& ctx, size_t floats) {
+    if (floats == 0) return;
+    const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    allocator_ = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(cpu));
+    data_ = static_cast<float*>(allocator_->Alloc(allocator_, floats * sizeof(float)));
+    if (data_ == nullptr) {
+      Ort::GetApi().ReleaseAllocator(allocator_);
+      throw Error(kRelativePositionAttention, "out of memory allocating the " + std::to_string(floats * 4) +
+                                                  "-byte workspace");
+    }
+  }
+  ~OrtWorkspace() {
+    if (allocator_ != nullptr) {
+      if (data_ != nullptr) allocator_->Free(allocator_, data_);
+      Ort::GetApi().ReleaseAllocator(allocator_);
+    }
+  }
+  OrtWorkspace(const OrtWorkspace&) = delete;
+  OrtWorkspace& operator=(const OrtWorkspace&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  OrtAllocator* allocator_ = nullptr;
+  float* data_ = nullptr;
+};
 
 struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKernel> {
   int64_t num_heads, num_buckets, max_distance;
@@ -392,7 +484,10 @@ struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKern
     const AttentionDims d =
         relative_position_attention_check(qkv.shape, bias.shape, num_heads, num_buckets, max_distance);
     float* out = get_output<float>(ctx, 0, {d.batch, d.time, d.dim});
-    relative_position_attention(qkv.as<float>(), bias.as<float>(), out, d, OrtParallel(ctx));
+    // The workspace comes from the session's CPU allocator (an arena by default), so repeated runs reuse it
+    // instead of page-faulting fresh memory every call.
+    OrtWorkspace workspace(ctx, static_cast<size_t>(relative_position_attention_workspace_floats(d)));
+    relative_position_attention(qkv.as<float>(), bias.as<float>(), out, d, workspace.data(), OrtParallel(ctx));
   }
 };
 

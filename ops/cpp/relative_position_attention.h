@@ -10,8 +10,9 @@
 // direction, +num_buckets/2 when rel > 0, exact below num_buckets/4, log-spaced up to max_distance, log in float32.
 // The QKV and output projections are ORT MatMuls outside the op (docs/ATTENTION.md explains the boundary).
 //
-// Working memory per call: H*(2T-1) floats for the per-offset bias table, plus one scratch tile set per running
-// work block (see attention_scratch_floats); nothing of size T*T is ever materialised.
+// Working memory per call: a workspace of H*(2T-1+128) floats (per-offset bias table) + about 2*B*T*D floats (K^T / V
+// packed in 64-key tiles), plus one scratch tile set per running work block (attention_scratch_floats); nothing of
+// size T*T is ever materialised. Formula in docs/ATTENTION.md.
 #pragma once
 #include "common.h"
 
@@ -40,6 +41,12 @@ void relative_position_buckets(int64_t t_query, int64_t t_key, int64_t num_bucke
 // Scratch floats one work block needs (used by the memory formula in docs/ATTENTION.md).
 int64_t attention_scratch_floats(int64_t head_dim);
 
+// Floats of working memory one call needs (bias table + packed K/V tiles; see docs/ATTENTION.md).
+int64_t relative_position_attention_workspace_floats(const AttentionDims& dims);
+// With a caller-provided workspace of relative_position_attention_workspace_floats(dims) floats ...
+void relative_position_attention(const float* qkv, const float* rel_bias, float* out, const AttentionDims& dims,
+                                 float* workspace, const Parallel& par);
+// ... or allocating it.
 void relative_position_attention(const float* qkv, const float* rel_bias, float* out, const AttentionDims& dims,
                                  const Parallel& par);
 
