@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_forward import forward_flops, matmul_model  # noqa: E402
 
 from vampnet_ort.export.decode_graph import decode_graph  # noqa: E402
+from vampnet_ort.export.random_codec import random_codec
 from vampnet_ort.export.random_checkpoint import (  # noqa: E402
     RELEASE_C2F_KWARGS,
     RELEASE_COARSE_KWARGS,
     lac_kwargs,
-    random_lac_checkpoint,
     random_vampnet_checkpoint,
 )
 from vampnet_ort.export.vampnet_export import export_stage, logits_graph  # noqa: E402
@@ -137,7 +137,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="bench_decode_", dir=args.workdir)
     work = Path(tmp.name)
-    codec = random_lac_checkpoint(lac_kwargs(), seed=1)
+    codec = random_codec(lac_kwargs(), seed=1)
     weights_bytes = {}
     for name, (kwargs, _, _) in STAGES.items():
         t0 = time.perf_counter()

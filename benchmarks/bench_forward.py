@@ -30,10 +30,10 @@ from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from vampnet_ort.export.random_codec import random_codec
 from vampnet_ort.export.random_checkpoint import (  # noqa: E402
     RELEASE_COARSE_KWARGS,
     lac_kwargs,
-    random_lac_checkpoint,
     random_vampnet_checkpoint,
 )
 from vampnet_ort.export.transformer_graph import NodeWriter, TransformerNames  # noqa: E402
@@ -169,7 +169,7 @@ def main() -> None:
     print(f"release coarse config, random weights, B=1, T={T}, {args.threads} intra-op threads")
     t0 = time.perf_counter()
     ckpt = random_vampnet_checkpoint(RELEASE_COARSE_KWARGS, seed=0, lora_rank=8, name="release coarse")
-    codec = random_lac_checkpoint(lac_kwargs(), seed=1)
+    codec = random_codec(lac_kwargs(), seed=1)
     print(f"random checkpoint: {time.perf_counter() - t0:.1f} s, "
           f"{sum(v.nbytes for v in ckpt.state.values()) / 2**30:.2f} GiB")
     if not args.skip_export:

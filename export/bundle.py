@@ -7,18 +7,18 @@ leaves nothing half-written behind. ``vampnet.json`` lists every file with its s
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from vampnet_ort.version import __version__
 
-from .checkpoint import Checkpoint, CheckpointError
+from .codec import export_codec
+from .checkpoint import CheckpointError
 from .decode_graph import decode_graph
 from .vampnet_export import (
     CheckpointSource,
@@ -40,19 +40,6 @@ C2F_CHUNK_FRAMES = 173
 
 class ExportError(ValueError):
     """The export cannot proceed (bad arguments, an existing output directory, a missing component)."""
-
-
-def _codec_exporter() -> Callable[[Checkpoint, Path], list[Path]]:
-    try:  # vampnet_ort.export.codec is written by the codec work
-        codec_module = importlib.import_module(f"{__package__}.codec")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.codec":
-            raise
-        raise ExportError(
-            "codec graph export is not available in this build (vampnet_ort.export.codec is missing), so a "
-            "complete bundle cannot be written"
-        ) from None
-    return codec_module.export_codec
 
 
 def _sha256(path: Path) -> str:
@@ -117,7 +104,6 @@ def export_bundle(
     for key in ("encoder_rates", "n_codebooks", "codebook_size", "sample_rate"):
         if key not in codec_ckpt.kwargs:
             raise CheckpointError(f"{codec_ckpt.path}: codec metadata.kwargs lacks '{key}' (is this a LAC codec?)")
-    export_codec = _codec_exporter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         export_codec(codec_ckpt, tmp)

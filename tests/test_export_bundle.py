@@ -10,29 +10,13 @@ import numpy as np
 import pytest
 
 from vampnet_ort.export import CheckpointError, load_checkpoint, save_lora_file
-from vampnet_ort.export import bundle as bundle_module
 from vampnet_ort.export.bundle import ExportError, export_bundle
 from vampnet_ort.export.random_checkpoint import random_lora_state, random_vampnet_checkpoint, vampnet_kwargs
 
 from op_testing import GOLDEN
 
-try:
-    import vampnet_ort.export.codec  # noqa: F401
-
-    HAVE_CODEC_EXPORT = True
-except ImportError:
-    HAVE_CODEC_EXPORT = False
-
 TINY_COARSE = vampnet_kwargs(n_heads=2, n_layers=1, n_codebooks=4, embedding_dim=16)
 TINY_C2F = vampnet_kwargs(n_heads=2, n_layers=1, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=16)
-
-
-@pytest.fixture
-def codec_export(monkeypatch) -> bool:
-    """The real codec exporter when this build has it; otherwise the bundle is tested without codec graphs."""
-    if not HAVE_CODEC_EXPORT:
-        monkeypatch.setattr(bundle_module, "_codec_exporter", lambda: (lambda codec, out_dir: []))
-    return HAVE_CODEC_EXPORT
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +28,7 @@ def _leftovers(parent: Path) -> list[str]:
     return [p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name]
 
 
-@pytest.mark.skipif(HAVE_CODEC_EXPORT, reason="the codec exporter is present in this build")
-def test_missing_codec_exporter_is_a_clear_error(tmp_path: Path, golden_codec):
-    with pytest.raises(ExportError, match="vampnet_ort.export.codec is missing"):
-        export_bundle(tmp_path / "models", codec=golden_codec, coarse=GOLDEN / "coarse.pth")
-    assert not (tmp_path / "models").exists() and not _leftovers(tmp_path)
-
-
-def test_golden_bundle(tmp_path: Path, codec_export: bool, golden_codec):
+def test_golden_bundle(tmp_path: Path, golden_codec):
     lora = tmp_path / "coarse_lora.pth"
     save_lora_file(lora, random_lora_state(load_checkpoint(GOLDEN / "coarse.pth").kwargs, seed=3))
     out = export_bundle(tmp_path / "models", codec=GOLDEN / "codec.pth", coarse=GOLDEN / "coarse.pth",
@@ -59,9 +36,7 @@ def test_golden_bundle(tmp_path: Path, codec_export: bool, golden_codec):
     assert out == (tmp_path / "models").resolve()
     names = {p.name for p in out.iterdir()}
     expected = {"vampnet.json", "coarse.onnx", "coarse_logits.onnx", "coarse.onnx.data", "c2f.onnx",
-                "c2f_logits.onnx", "c2f.onnx.data"}
-    if codec_export:
-        expected |= {"codec_encoder.onnx", "codec_decoder.onnx"}
+                "c2f_logits.onnx", "c2f.onnx.data", "codec_encoder.onnx", "codec_decoder.onnx"}
     assert names == expected
     manifest = json.loads((out / "vampnet.json").read_text())
     assert manifest["format"] == "vampnet-ort-bundle" and manifest["format_version"] == 1
@@ -84,7 +59,7 @@ def test_golden_bundle(tmp_path: Path, codec_export: bool, golden_codec):
     assert not _leftovers(tmp_path)
 
 
-def test_logits_graphs_only_on_request(tmp_path: Path, codec_export: bool, golden_codec):
+def test_logits_graphs_only_on_request(tmp_path: Path, golden_codec):
     out = export_bundle(tmp_path / "m", codec=golden_codec, coarse=random_vampnet_checkpoint(TINY_COARSE))
     names = {p.name for p in out.iterdir()}
     assert {"coarse.onnx", "coarse.onnx.data", "vampnet.json"} <= names
@@ -92,7 +67,7 @@ def test_logits_graphs_only_on_request(tmp_path: Path, codec_export: bool, golde
     assert json.loads((out / "vampnet.json").read_text())["c2f"] is None
 
 
-def test_failed_export_leaves_nothing(tmp_path: Path, codec_export: bool, golden_codec):
+def test_failed_export_leaves_nothing(tmp_path: Path, golden_codec):
     bad = random_vampnet_checkpoint(TINY_C2F)
     bad.state["transformer.layers.0.norm_1.weight"] = np.ones(15, np.float32)
     with pytest.raises(CheckpointError, match="norm_1.weight' has shape"):
@@ -102,14 +77,14 @@ def test_failed_export_leaves_nothing(tmp_path: Path, codec_export: bool, golden
     assert not _leftovers(tmp_path)
 
 
-def test_stages_must_fit_together(tmp_path: Path, codec_export: bool, golden_codec):
+def test_stages_must_fit_together(tmp_path: Path, golden_codec):
     c2f = random_vampnet_checkpoint({**TINY_C2F, "n_conditioning_codebooks": 3})
     with pytest.raises(ExportError, match="c2f conditions on 3 codebooks but the coarse model has 4"):
         export_bundle(tmp_path / "models", codec=golden_codec, coarse=random_vampnet_checkpoint(TINY_COARSE), c2f=c2f)
     assert not (tmp_path / "models").exists() and not _leftovers(tmp_path)
 
 
-def test_existing_directory(tmp_path: Path, codec_export: bool, golden_codec):
+def test_existing_directory(tmp_path: Path, golden_codec):
     out = tmp_path / "models"
     out.mkdir()
     (out / "old.txt").write_text("x")
@@ -125,7 +100,7 @@ def test_existing_directory(tmp_path: Path, codec_export: bool, golden_codec):
         export_bundle(tmp_path / "file", codec=golden_codec, coarse=coarse)
 
 
-def test_lora_without_stage(tmp_path: Path, codec_export: bool, golden_codec):
+def test_lora_without_stage(tmp_path: Path, golden_codec):
     with pytest.raises(ExportError, match="LoRA for 'c2f' was given without a c2f checkpoint"):
         export_bundle(tmp_path / "m", codec=golden_codec, coarse=random_vampnet_checkpoint(TINY_COARSE),
                       lora_c2f={"x.lora_A": np.zeros((1, 1), np.float32)})

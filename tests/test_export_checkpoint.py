@@ -10,11 +10,11 @@ import pytest
 
 from vampnet_ort.export import CheckpointError, load_checkpoint, load_lora_file, save_checkpoint, save_lora_file
 from vampnet_ort.export.checkpoint import Checkpoint
+from vampnet_ort.export.random_codec import random_codec
 from vampnet_ort.export.random_checkpoint import (
     GOLDEN_C2F_KWARGS,
     GOLDEN_COARSE_KWARGS,
     lac_kwargs,
-    random_lac_checkpoint,
     random_vampnet_checkpoint,
     random_vampnet_state,
     vampnet_kwargs,
@@ -30,7 +30,7 @@ CODEC = lac_kwargs(encoder_dim=2, encoder_rates=(2, 2), decoder_dim=4, decoder_r
 
 @pytest.fixture(scope="module")
 def codec() -> Checkpoint:
-    return random_lac_checkpoint(CODEC, seed=5)
+    return random_codec(CODEC, seed=5)
 
 
 def _with_state(state: dict, kwargs: dict = SMALL) -> Checkpoint:
@@ -45,7 +45,7 @@ def test_random_checkpoints_match_the_golden_layout():
         state = random_vampnet_state(kwargs)
         assert {k: v.shape for k, v in state.items()} == {k: v.shape for k, v in golden.state.items()}
     golden_codec = load_checkpoint(GOLDEN / "codec.pth")
-    generated = random_lac_checkpoint(lac_kwargs())
+    generated = random_codec(lac_kwargs())
     assert generated.kwargs == golden_codec.kwargs
     assert {k: v.shape for k, v in generated.state.items()} == {k: v.shape for k, v in golden_codec.state.items()}
 
@@ -170,10 +170,10 @@ def test_flash_attention_checkpoint_refused(codec):
 
 
 def test_codec_does_not_fit_the_model():
-    other = random_lac_checkpoint({**CODEC, "codebook_size": 32}, seed=1)
+    other = random_codec({**CODEC, "codebook_size": 32}, seed=1)
     with pytest.raises(CheckpointError, match="wrong codec for this model"):
         logits_model(random_vampnet_checkpoint(SMALL), other)
-    few = random_lac_checkpoint({**CODEC, "n_codebooks": 2}, seed=1)
+    few = random_codec({**CODEC, "n_codebooks": 2}, seed=1)
     with pytest.raises(CheckpointError, match="the codec has fewer"):
         logits_model(random_vampnet_checkpoint(SMALL), few)
 

@@ -11,9 +11,9 @@ import pytest
 
 import vampnet_ort
 from vampnet_ort.export import load_checkpoint, save_lora_file
+from vampnet_ort.export.random_codec import random_codec
 from vampnet_ort.export.random_checkpoint import (
     lac_kwargs,
-    random_lac_checkpoint,
     random_lora_state,
     random_vampnet_checkpoint,
     vampnet_kwargs,
@@ -93,7 +93,7 @@ SMALL_CODEC = lac_kwargs(encoder_dim=2, encoder_rates=(2, 2), decoder_dim=4, dec
 
 def _random_case(kwargs: dict, lora_rank: int, seed: int, codec_kwargs: dict = SMALL_CODEC):
     ckpt = random_vampnet_checkpoint(kwargs, seed=seed, lora_rank=lora_rank)
-    codec = random_lac_checkpoint(codec_kwargs, seed=seed + 100)
+    codec = random_codec(codec_kwargs, seed=seed + 100)
     return ckpt, codec
 
 
