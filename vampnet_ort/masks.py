@@ -318,11 +318,14 @@ def build_mask(
     audio: Optional[np.ndarray] = None,
     sample_rate: int = 44100,
     hop_length: int = 768,
+    onsets: Optional[np.ndarray] = None,
+    beats: Optional[Tuple[np.ndarray, np.ndarray]] = None,
 ) -> np.ndarray:
     """The upstream app's mask recipe, in its order: random(intensity) AND inpaint(prefix, suffix) AND periodic
     prompt (random roll), AND onset mask, AND beat mask, then dropout, conditioning unmask, upper codebook mask.
 
-    `audio` (mono, at `sample_rate`) is needed only for onset and beat masks.
+    `audio` (mono, at `sample_rate`) is needed only for onset and beat masks, unless their analysis is given
+    precomputed: `onsets` (frame indices) and `beats` ((beat times, downbeat times) in seconds).
     """
     shape = _shape(template)
     options.validate(shape[1])
@@ -337,17 +340,19 @@ def build_mask(
         periodic_mask(shape, options.periodic_period, options.periodic_width,
                       random_roll=options.periodic_random_roll, rng=rng),
     )
-    if options.onset_width > 0 or options.beat_width_ms > 0:
-        if audio is None:
-            raise MaskError("onset and beat masks need the input audio")
+    if audio is None and ((options.onset_width > 0 and onsets is None) or (options.beat_width_ms > 0 and beats is None)):
+        raise MaskError("onset and beat masks need the input audio")
     if options.onset_width > 0:
-        onsets = onset_frames(audio, sample_rate, hop_length)  # type: ignore[arg-type]
+        if onsets is None:
+            onsets = onset_frames(audio, sample_rate, hop_length)  # type: ignore[arg-type]
         mask = mask_and(mask, onset_mask(shape, onsets, options.onset_width))
     if options.beat_width_ms > 0:
-        beats, downbeats = beat_times(audio, sample_rate, hop_length)  # type: ignore[arg-type]
+        if beats is None:
+            beats = beat_times(audio, sample_rate, hop_length)  # type: ignore[arg-type]
+        beat_s, downbeats = beats
         mask = mask_and(
             mask,
-            beat_mask(shape, beats, downbeats, sample_rate, hop_length,
+            beat_mask(shape, beat_s, downbeats, sample_rate, hop_length,
                       after_beat_s=options.beat_width_ms / 1000.0,
                       keep_upbeats=not options.beat_downbeats_only),
         )
