@@ -132,6 +132,17 @@ def derive_seed(seed: int, *labels: int) -> int:
     return x - (1 << 64) if x >= (1 << 63) else x
 
 
+def _chunked_codec(session):
+    """The chunked codec runner (``vampnet_ort.codec``) when it is installed and `session` carries codec metadata."""
+    if "codec_config" not in session.get_modelmeta().custom_metadata_map:
+        return None
+    try:
+        from . import codec
+    except ImportError:
+        return None
+    return codec
+
+
 def _progress(iterable, *, total: int, desc: str, enabled: bool):
     if not enabled:
         return iterable
@@ -169,26 +180,40 @@ class Pipeline:
 
     # ---------------------------------------------------------------- codec
     def encode(self, samples: np.ndarray) -> np.ndarray:
-        """Mono preprocessed audio [N] (N a multiple of hop) -> codes int64 [1, n_codebooks, N / hop]."""
+        """Mono preprocessed audio [N] (N a multiple of hop) -> codes int64 [1, n_codebooks, N / hop].
+
+        Long audio is encoded in overlapping chunks (``vampnet_ort.codec``) in bounded memory, codes identical to
+        one run; a codec graph without the codec metadata chunking needs runs in one piece."""
         x = np.ascontiguousarray(samples, dtype=np.float32).reshape(1, 1, -1)
-        codes = self._run("codec_encoder", {"audio": x})
+        chunked = _chunked_codec(self.bundle.session("codec_encoder"))
+        if chunked is not None:
+            codes = self._guard("codec_encoder", lambda: chunked.encode(self.bundle.session("codec_encoder"), x))
+        else:
+            codes = self._run("codec_encoder", {"audio": x})
         return np.ascontiguousarray(codes, dtype=np.int64)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """codes [B, n_codebooks, T] (MASK allowed: decoded as code 0, as upstream) -> audio float32 [B, N']."""
         z = np.where(codes >= self.bundle.vocab_size, 0, codes).astype(np.int64)
-        out = self._run("codec_decoder", {"codes": z})
+        chunked = _chunked_codec(self.bundle.session("codec_decoder"))
+        if chunked is not None:
+            out = self._guard("codec_decoder", lambda: chunked.decode(self.bundle.session("codec_decoder"), z))
+        else:
+            out = self._run("codec_decoder", {"codes": z})
         return np.asarray(out, dtype=np.float32).reshape(z.shape[0], -1)
 
-    def _run(self, model: str, feeds: dict) -> np.ndarray:
-        session = self.bundle.session(model)
+    def _guard(self, model: str, call: Callable[[], np.ndarray]) -> np.ndarray:
         try:
-            return session.run(None, feeds)[0]
+            return call()
         except Exception as exc:  # ORT raises its own exception types (not RuntimeError subclasses)
             if type(exc).__module__.startswith("onnxruntime"):
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise PipelineError(f"{model}: ONNX Runtime failed: {first}") from None
             raise
+
+    def _run(self, model: str, feeds: dict) -> np.ndarray:
+        session = self.bundle.session(model)
+        return self._guard(model, lambda: session.run(None, feeds)[0])
 
     # ---------------------------------------------------------------- generation
     def _stage_feeds(self, codes: np.ndarray, mask: np.ndarray, seeds: np.ndarray, opts: SamplingOptions) -> dict:
