@@ -7,6 +7,7 @@ file is left behind by a failed run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -279,6 +280,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail(str(exc) or type(exc).__name__)
     except MemoryError:
         return _fail("out of memory (try fewer --variations or shorter audio)")
+    except Exception as exc:  # a bug or an unexpected library error: still one line, traceback on request
+        if os.environ.get("VAMPNET_ORT_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return _fail(f"internal error: {type(exc).__name__}: {detail} (set VAMPNET_ORT_DEBUG=1 for the traceback)")
 
 
 if __name__ == "__main__":
