@@ -143,12 +143,12 @@ def _chunked_codec(session):
     return codec
 
 
-def _progress(iterable, *, total: int, desc: str, enabled: bool):
+def _progress(iterable, *, total: int, desc: str, enabled: bool, unit: str = "chunk"):
     if not enabled:
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=f"{desc:>7}", unit="chunk", leave=False, file=sys.stderr,
+    return tqdm(iterable, total=total, desc=f"{desc:>7}", unit=unit, leave=False, file=sys.stderr,
                 dynamic_ncols=True)
 
 
@@ -339,7 +339,8 @@ class Pipeline:
     def _decode_batch(self, codes: np.ndarray) -> np.ndarray:
         """Decode variation by variation (bounded memory, one progress step each)."""
         decoded = [self.decode(codes[i: i + 1])[0]
-                   for i in _progress(range(codes.shape[0]), total=codes.shape[0], desc="decode", enabled=self.progress)]
+                   for i in _progress(range(codes.shape[0]), total=codes.shape[0], desc="decode", enabled=self.progress,
+                                     unit="output")]
         return np.stack(decoded)
 
     def vamp_file(self, input_path: PathLike, output_path: PathLike, options: Optional[VampOptions] = None, *,
@@ -397,7 +398,7 @@ def plot_codes(result: VampResult, path: PathLike) -> Path:
     fig, axes = plt.subplots(3, 1, figsize=(12, 8), sharex=True, constrained_layout=True)
     panels = [
         (result.codes_in[0], "input codes", "viridis"),
-        (result.mask[0], "mask (yellow = regenerated)", "viridis"),
+        (result.mask[0], "mask (white = regenerated, black = kept)", "gray"),
         (result.codes_out[0], "output codes (variation 0)", "viridis"),
     ]
     for ax, (data, title, cmap) in zip(axes, panels):
