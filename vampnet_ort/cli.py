@@ -34,62 +34,62 @@ def _fail(message: str) -> int:
 
 def _add_vamp_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generation (coarse stage; defaults = upstream app)")
-    g.add_argument("--seed", type=int, default=0, help="random seed: the same seed reproduces the output (default 0)")
-    g.add_argument("--steps", type=int, default=36, help="coarse decoding steps (default 36, the app; the library uses 12)")
-    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = argmax (default 1.0)")
-    g.add_argument("--mask-temperature", type=float, default=10.5,
+    g.add_argument("--seed", type=int, metavar="N", default=0, help="random seed: the same seed reproduces the output (default 0)")
+    g.add_argument("--steps", type=int, metavar="N", default=36, help="coarse decoding steps (default 36, the app; the library uses 12)")
+    g.add_argument("--temperature", type=float, metavar="X", default=1.0, help="sampling temperature; 0 = argmax (default 1.0)")
+    g.add_argument("--mask-temperature", type=float, metavar="X", default=10.5,
                    help="temperature of the Gumbel noise that picks which tokens to re-mask (default 10.5)")
-    g.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling threshold; 0 or 1 = off (default off)")
-    g.add_argument("--typical-mass", type=float, default=0.0,
+    g.add_argument("--top-p", type=float, metavar="X", default=0.0, help="nucleus sampling threshold; 0 or 1 = off (default off)")
+    g.add_argument("--typical-mass", type=float, metavar="X", default=0.0,
                    help="typical filtering mass; 0 = off (default off: upstream's app shows typical filtering on "
                         "(0.15) but its filter is a no-op, so off reproduces upstream; 0.15 enables a working filter)")
-    g.add_argument("--typical-min-tokens", type=int, default=64, help="typical filtering keeps at least this many tokens (default 64)")
-    g.add_argument("--sample-cutoff", type=float, default=1.0,
+    g.add_argument("--typical-min-tokens", type=int, metavar="N", default=64, help="typical filtering keeps at least this many tokens (default 64)")
+    g.add_argument("--sample-cutoff", type=float, metavar="X", default=1.0,
                    help="sample while step/steps <= this, argmax after; < 0 = always argmax (default 1.0)")
-    g.add_argument("--variations", type=int, default=1,
+    g.add_argument("--variations", type=int, metavar="N", default=1,
                    help="N outputs with seeds SEED..SEED+N-1 from one input in one batched run; "
                         "OUTPUT becomes OUTPUT_0, OUTPUT_1, ... (default 1)")
-    g.add_argument("--feedback-steps", type=int, default=1,
+    g.add_argument("--feedback-steps", type=int, metavar="N", default=1,
                    help="vamp passes: each pass re-vamps the previous output with a fresh mask (default 1)")
-    g.add_argument("--time-stretch", type=int, default=1,
+    g.add_argument("--time-stretch", type=int, metavar="N", default=1,
                    help="integer factor: insert FACTOR-1 generated frames after every input frame (default 1 = off)")
 
     c = p.add_argument_group("coarse-to-fine stage (defaults = upstream)")
-    c.add_argument("--c2f-steps", type=int, default=2, help="c2f decoding steps (default 2)")
-    c.add_argument("--c2f-temperature", type=float, default=1.0, help="c2f sampling temperature (default 1.0)")
-    c.add_argument("--c2f-mask-temperature", type=float, default=10.5, help="c2f mask temperature (default 10.5)")
-    c.add_argument("--c2f-sample-cutoff", type=float, default=1.0, help="c2f sample cutoff (default 1.0)")
+    c.add_argument("--c2f-steps", type=int, metavar="N", default=2, help="c2f decoding steps (default 2)")
+    c.add_argument("--c2f-temperature", type=float, metavar="X", default=1.0, help="c2f sampling temperature (default 1.0)")
+    c.add_argument("--c2f-mask-temperature", type=float, metavar="X", default=10.5, help="c2f mask temperature (default 10.5)")
+    c.add_argument("--c2f-sample-cutoff", type=float, metavar="X", default=1.0, help="c2f sample cutoff (default 1.0)")
     c.add_argument("--no-c2f", action="store_true", help="skip the c2f stage: keep the input's fine codebooks")
 
     m = p.add_argument_group("mask (1 = regenerate; defaults = upstream app)")
-    m.add_argument("--intensity", type=float, default=1.0,
+    m.add_argument("--intensity", type=float, metavar="X", default=1.0,
                    help="probability that a token starts masked, before the prompts below (default 1.0)")
     m.add_argument("--prefix", type=float, default=0.0, metavar="SECONDS", help="keep this many seconds at the start (default 0)")
     m.add_argument("--suffix", type=float, default=0.0, metavar="SECONDS", help="keep this many seconds at the end (default 0)")
-    m.add_argument("--period", type=int, default=7,
+    m.add_argument("--period", type=int, metavar="N", default=7,
                    help="periodic prompt: keep every PERIOD-th frame; 0 = off (default 7)")
-    m.add_argument("--width", type=int, default=1,
+    m.add_argument("--width", type=int, metavar="N", default=1,
                    help="frames kept at each periodic prompt; an even width keeps width+1 frames, as upstream (default 1)")
     m.add_argument("--no-random-roll", action="store_true",
                    help="do not shift the periodic prompt by a random offset (upstream's app rolls it)")
-    m.add_argument("--onset-width", type=int, default=0,
+    m.add_argument("--onset-width", type=int, metavar="N", default=0,
                    help="also keep WIDTH frames before and after each detected onset (librosa); 0 = off (default 0)")
     m.add_argument("--beat-width", type=float, default=0.0, metavar="MS",
                    help="also keep MS milliseconds after each detected beat (librosa beat tracking in place of "
                         "upstream's WaveBeat); 0 = off (default 0)")
     m.add_argument("--downbeats-only", action="store_true",
                    help="beat mask on downbeats only (approximated as every 4th beat)")
-    m.add_argument("--dropout", type=float, default=0.0, help="re-mask each kept token with this probability (default 0)")
-    m.add_argument("--conditioning-codebooks", type=int, default=0,
+    m.add_argument("--dropout", type=float, metavar="X", default=0.0, help="re-mask each kept token with this probability (default 0)")
+    m.add_argument("--conditioning-codebooks", type=int, metavar="N", default=0,
                    help="keep codebooks below this index everywhere (default 0)")
-    m.add_argument("--upper-codebook-mask", type=int, default=3,
+    m.add_argument("--upper-codebook-mask", type=int, metavar="N", default=3,
                    help="regenerate every codebook >= this index everywhere (default 3)")
 
     o = p.add_argument_group("output and runtime")
     o.add_argument("--plot", metavar="PNG", help="also write a PNG of the input codes, the mask and the output codes")
     o.add_argument("--output-sample-rate", type=int, metavar="HZ",
                    help="resample the output to this rate (default: the codec's rate, 44100 Hz for VampNet)")
-    o.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)")
+    o.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: all cores)")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
 
 
@@ -159,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and OUT_DIR/codes.png. Uses the built-in demo bundle unless --models is given.")
     d.add_argument("out_dir", metavar="OUT_DIR", help="directory to write into (created if missing)")
     d.add_argument("--models", metavar="DIR", help="bundle directory (default: the demo bundle)")
-    d.add_argument("--seconds", type=float, default=5.0, help="length of the synthesized clip (default 5)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--seconds", type=float, metavar="X", default=5.0, help="length of the synthesized clip (default 5)")
+    d.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
     return parser
 
