@@ -146,3 +146,19 @@ def test_build_mask_follows_app_recipe() -> None:
         masks.build_mask(masks.MaskOptions(dropout=-0.1), (1, 14, 10), rng)
     with pytest.raises(masks.MaskError, match="period"):
         masks.build_mask(masks.MaskOptions(periodic_period=-1), (1, 14, 10), rng)
+
+
+def test_build_mask_with_onsets_and_beats_adds_kept_regions() -> None:
+    rng = np.random.default_rng(0)
+    shape = (1, 14, 100)
+    opts = masks.MaskOptions(periodic_period=0, onset_width=2, beat_width_ms=30.0, upper_codebook_mask=3)
+    beats = (np.array([0.5, 1.0]), np.array([0.5]))
+    m = masks.build_mask(opts, shape, rng, onsets=np.array([10, 60]), beats=beats)
+    expected = masks.mask_and(masks.onset_mask(shape, np.array([10, 60]), 2),
+                              masks.beat_mask(shape, beats[0], beats[1], 44100, 768, after_beat_s=0.03))
+    np.testing.assert_array_equal(m, masks.codebook_mask(expected, 3))
+    kept = np.flatnonzero(m[0, 0] == 0).tolist()
+    # onsets 10, 60 +- 2 -> [8, 12), [58, 62); beats ceil(0.5 * 44100 / 768) = 29, ceil(1.0 * ...) = 58, 2 frames each
+    assert kept == [8, 9, 10, 11, 29, 30, 58, 59, 60, 61]
+    with pytest.raises(masks.MaskError, match="need the input audio"):
+        masks.build_mask(masks.MaskOptions(onset_width=1), shape, rng)
