@@ -109,13 +109,13 @@ def main() -> int:
     rows.append(("encode", time.perf_counter() - t, peak_rss_mb()))
     rng = np.random.default_rng(0)
     mask = pipe.build_mask(codes, opts.mask, rng)
-    seeds = [0]
+    seed = 0
     t = time.perf_counter()
-    coarse_codes, _ = pipe.coarse_stage(codes, mask, seeds, opts.coarse)
+    coarse_codes, _ = pipe.coarse_stage(codes, mask, seed, opts.coarse)
     rows.append((f"coarse ({args.steps} steps)", time.perf_counter() - t, peak_rss_mb()))
     if bundle.c2f is not None:
         t = time.perf_counter()
-        fine_codes, _ = pipe.c2f_stage(coarse_codes, mask, seeds, opts.c2f)
+        fine_codes, _ = pipe.c2f_stage(coarse_codes, mask, seed, opts.c2f)
         rows.append((f"c2f ({opts.c2f.steps} steps)", time.perf_counter() - t, peak_rss_mb()))
     else:
         fine_codes = coarse_codes

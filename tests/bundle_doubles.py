@@ -4,7 +4,7 @@ pipeline's orchestration (chunking, masks, seeds, padding, files) exactly and fa
 - codec_encoder: audio [B, 1, N] -> codes [B, C, N / hop]: code(c, t) = (floor((mean of frame t + 1) * 500) + c) mod V
 - codec_decoder: codes [B, C, T] -> audio [B, 1, T * hop]: every sample of frame t = codes[:, 0, t] / V - 0.5
 - decode graphs (coarse.onnx, c2f.onnx): codes_out = codes where mask == 0 or the codebook is conditioning, else
-  (seed_b mod 1009) + 7 * codebook, in [0, V); the sampling inputs are declared (the real interface) but unused.
+  ((seed + b) mod 1009) + 7 * codebook, in [0, V) (seed int64 [], item b keyed seed + b as in SPEC.md section 5); the sampling inputs are declared (the real interface) but unused.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def decode_model(n_codebooks: int, n_conditioning: int) -> onnx.ModelProto:
     inputs = [
         helper.make_tensor_value_info("codes", TensorProto.INT64, ["B", n_codebooks, "T"]),
         helper.make_tensor_value_info("mask", TensorProto.INT64, ["B", n_codebooks, "T"]),
-        helper.make_tensor_value_info("seed", TensorProto.INT64, ["B"]),
+        helper.make_tensor_value_info("seed", TensorProto.INT64, []),
         helper.make_tensor_value_info("num_steps", TensorProto.INT64, []),
         helper.make_tensor_value_info("temperature", TensorProto.FLOAT, []),
         helper.make_tensor_value_info("mask_temperature", TensorProto.FLOAT, []),
@@ -102,7 +102,11 @@ def decode_model(n_codebooks: int, n_conditioning: int) -> onnx.ModelProto:
         helper.make_tensor_value_info("sample_cutoff", TensorProto.FLOAT, []),
     ]
     nodes = [
-        helper.make_node("Mod", ["seed", "p1009"], ["seed_mod"]),  # [B], non-negative (Python-style mod)
+        helper.make_node("Shape", ["codes"], ["codes_shape"]),
+        helper.make_node("Gather", ["codes_shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Range", ["zero", "batch", "one"], ["items"]),  # [B]
+        helper.make_node("Add", ["seed", "items"], ["item_seeds"]),  # item b: seed + b
+        helper.make_node("Mod", ["item_seeds", "p1009"], ["seed_mod"]),  # [B], non-negative (Python-style mod)
         helper.make_node("Reshape", ["seed_mod", "b11"], ["seed3"]),  # [B, 1, 1]
         helper.make_node("Add", ["seed3", "cb_term"], ["new_codes"]),  # [B, C, 1]
         helper.make_node("Mul", ["mask", "predicted"], ["regen"]),  # [B, C, T]
@@ -112,7 +116,7 @@ def decode_model(n_codebooks: int, n_conditioning: int) -> onnx.ModelProto:
     predicted = np.zeros((1, n_codebooks, 1), np.int64)
     predicted[:, n_conditioning:] = 1
     inits = [
-        c("p1009", np.array(1009, np.int64)), c("b11", np.array([-1, 1, 1], np.int64)),
+        c("p1009", np.array(1009, np.int64)), c("zero", np.array(0, np.int64)), c("one", np.array(1, np.int64)), c("b11", np.array([-1, 1, 1], np.int64)),
         c("cb_term", (7 * np.arange(n_codebooks, dtype=np.int64)).reshape(1, n_codebooks, 1)),
         c("predicted", predicted),
     ]
@@ -122,9 +126,10 @@ def decode_model(n_codebooks: int, n_conditioning: int) -> onnx.ModelProto:
     return helper.make_model(graph)
 
 
-def expected_decode(codes: np.ndarray, mask: np.ndarray, seeds: np.ndarray, n_conditioning: int) -> np.ndarray:
+def expected_decode(codes: np.ndarray, mask: np.ndarray, seed: int, n_conditioning: int) -> np.ndarray:
     """Numpy statement of what `decode_model` computes."""
-    new = (np.asarray(seeds).reshape(-1, 1, 1) % 1009) + 7 * np.arange(codes.shape[1]).reshape(1, -1, 1)
+    seeds = int(seed) + np.arange(codes.shape[0])
+    new = (seeds.reshape(-1, 1, 1) % 1009) + 7 * np.arange(codes.shape[1]).reshape(1, -1, 1)
     regen = mask.astype(bool).copy()
     regen[:, :n_conditioning] = False
     return np.where(regen, new, codes)

@@ -22,7 +22,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -125,10 +125,15 @@ def _splitmix64(x: int) -> int:
 
 
 def derive_seed(seed: int, *labels: int) -> int:
-    """A signed 64-bit seed for one (pass, stage, chunk) of the item seeded `seed`; depends on nothing else."""
-    x = int(seed) & _MASK64
+    """The signed 64-bit seed of one (pass, stage, chunk) of a run seeded `seed`: seed + H(labels) mod 2^64.
+
+    Additive on purpose: the decode graphs key batch item b with graph seed + b, so item b of a batch run with seed
+    s draws exactly what a single run with seed s + b draws, in every chunk. H (splitmix64 chained over the labels)
+    gives every chunk, stage and pass its own far-apart stream."""
+    offset = 0
     for label in labels:
-        x = _splitmix64(x ^ _splitmix64(int(label) & _MASK64))
+        offset = _splitmix64(offset ^ _splitmix64(int(label) & _MASK64))
+    x = (int(seed) + offset) & _MASK64
     return x - (1 << 64) if x >= (1 << 63) else x
 
 
@@ -216,11 +221,11 @@ class Pipeline:
         return self._guard(model, lambda: session.run(None, feeds)[0])
 
     # ---------------------------------------------------------------- generation
-    def _stage_feeds(self, codes: np.ndarray, mask: np.ndarray, seeds: np.ndarray, opts: SamplingOptions) -> dict:
+    def _stage_feeds(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions) -> dict:
         return {
             "codes": np.ascontiguousarray(codes, dtype=np.int64),
             "mask": np.ascontiguousarray(mask, dtype=np.int64),
-            "seed": np.ascontiguousarray(seeds, dtype=np.int64),
+            "seed": np.array(int(seed), dtype=np.int64),  # item b uses seed + b (SPEC.md section 5)
             "num_steps": np.array(int(opts.steps), dtype=np.int64),
             "temperature": np.array(opts.temperature, dtype=np.float32),
             "mask_temperature": np.array(opts.mask_temperature, dtype=np.float32),
@@ -230,9 +235,10 @@ class Pipeline:
             "sample_cutoff": np.array(opts.sample_cutoff, dtype=np.float32),
         }
 
-    def coarse_stage(self, codes: np.ndarray, mask: np.ndarray, item_seeds: Sequence[int], opts: SamplingOptions,
+    def coarse_stage(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions,
                      pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-        """Coarse decode of codebooks 0..coarse_C-1 in chunks; returns (codes, effective coarse mask)."""
+        """Coarse decode of codebooks 0..coarse_C-1 in chunks (item b seeded seed + b); returns (codes, effective
+        coarse mask)."""
         stage = self.bundle.coarse
         n = stage.n_codebooks
         out = codes.copy()
@@ -245,12 +251,11 @@ class Pipeline:
             if (chunk_mask == 0).any():
                 chunk_mask[:, :, 0] = 0
                 chunk_mask[:, :, -1] = 0
-            seeds = np.array([derive_seed(s, pass_index, 0, k) for s in item_seeds], dtype=np.int64)
-            feeds = self._stage_feeds(codes[:, :n, lo:hi], chunk_mask, seeds, opts)
+            feeds = self._stage_feeds(codes[:, :n, lo:hi], chunk_mask, derive_seed(seed, pass_index, 0, k), opts)
             out[:, :n, lo:hi] = self._run("coarse", feeds)
         return out, effective
 
-    def c2f_stage(self, codes: np.ndarray, mask: np.ndarray, item_seeds: Sequence[int], opts: SamplingOptions,
+    def c2f_stage(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions,
                   pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
         """Coarse-to-fine on fixed-size chunks (last one zero-padded, mask 1); returns (codes, effective mask)."""
         stage = self.bundle.c2f
@@ -267,8 +272,8 @@ class Pipeline:
         out = z.copy()
         for k in _progress(range(n_chunks), total=n_chunks, desc="c2f", enabled=self.progress):
             lo, hi = k * chunk, (k + 1) * chunk
-            seeds = np.array([derive_seed(s, pass_index, 1, k) for s in item_seeds], dtype=np.int64)
-            out[:, :, lo:hi] = self._run("c2f", self._stage_feeds(z[:, :, lo:hi], m[:, :, lo:hi], seeds, opts))
+            feeds = self._stage_feeds(z[:, :, lo:hi], m[:, :, lo:hi], derive_seed(seed, pass_index, 1, k), opts)
+            out[:, :, lo:hi] = self._run("c2f", feeds)
         result = codes.copy()
         result[:, :n] = out[:, :, :total]
         return result, m[:, :, :total]
@@ -278,12 +283,11 @@ class Pipeline:
         """One vamp pass over codes [B, n_codebooks, T] with mask [B, n_codebooks, T]; item b uses seed + b.
 
         Returns (codes out, the effective mask: 1 where a model regenerated the token)."""
-        item_seeds = [int(options.seed) + b for b in range(codes.shape[0])]
-        out, coarse_mask = self.coarse_stage(codes, mask, item_seeds, options.coarse, pass_index)
+        out, coarse_mask = self.coarse_stage(codes, mask, int(options.seed), options.coarse, pass_index)
         effective = np.zeros_like(mask)
         effective[:, : coarse_mask.shape[1]] = coarse_mask
         if options.use_c2f and self.bundle.c2f is not None:
-            out, c2f_mask = self.c2f_stage(out, mask, item_seeds, options.c2f, pass_index)
+            out, c2f_mask = self.c2f_stage(out, mask, int(options.seed), options.c2f, pass_index)
             cc = self.bundle.c2f.n_conditioning_codebooks
             effective[:, cc: c2f_mask.shape[1]] = c2f_mask[:, cc:]
         return out, effective
