@@ -152,6 +152,13 @@ class Bundle:
                 f"{label + ':':<15}{stage.n_codebooks} codebooks ({stage.n_conditioning_codebooks} conditioning, "
                 f"{stage.n_predict_codebooks} predicted){size}, chunks of {stage.chunk_frames} frames"
             )
+        codec_cfg = (m.get("codec") or {}).get("config") or {}
+        if codec_cfg:
+            lines.append(
+                f"codec:         LAC, encoder width {codec_cfg.get('encoder_dim', '?')} rates "
+                f"{codec_cfg.get('encoder_rates', '?')}, decoder width {codec_cfg.get('decoder_dim', '?')} rates "
+                f"{codec_cfg.get('decoder_rates', '?')}"
+            )
         total = 0
         lines.append("files:")
         for name, entry in sorted(m["files"].items()):
