@@ -122,3 +122,19 @@ def test_demo_bundle_commands(tmp_path: Path, clip_22k: Path) -> None:
     proc = cli("vamp", tmp_path / "demo" / "input.wav", tmp_path / "again.wav", env=env)
     assert proc.returncode == 0 and "NOT music" in proc.stderr
     np.testing.assert_array_equal(sf.read(str(tmp_path / "again.wav"))[0], first)
+
+
+def test_cli_export_bad_inputs(golden_bundle: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"definitely not a checkpoint")
+    out = tmp_path / "b"
+    for args in (["--codec", junk, "--coarse", GOLDEN / "coarse.pth"],
+                 ["--codec", GOLDEN / "coarse.pth", "--coarse", GOLDEN / "coarse.pth"],  # not a codec
+                 ["--codec", GOLDEN / "codec.pth", "--coarse", GOLDEN / "codec.pth"]):  # not a VampNet model
+        proc = cli("export", *args, "--out", out)
+        assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith("vampnet-ort: error:") and "Traceback" not in proc.stderr
+        assert not out.exists()
+    proc = cli("export", "--codec", GOLDEN / "codec.pth", "--coarse", GOLDEN / "coarse.pth", "--out", golden_bundle)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert load_bundle(golden_bundle).c2f is not None  # the existing bundle is untouched
