@@ -117,6 +117,10 @@ def test_demo_bundle_commands(tmp_path: Path, clip_22k: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["codes.png", "input.wav", "output.wav"]
     cached = list((tmp_path / "cache").iterdir())
     assert len(cached) == 1 and load_bundle(cached[0]).demo
+    from vampnet_ort.demo import build_demo_bundle  # the build is deterministic: same files, same sha256
+
+    rebuilt = build_demo_bundle(tmp_path / "rebuilt")
+    assert load_bundle(rebuilt).manifest["files"] == load_bundle(cached[0]).manifest["files"]
     first = sf.read(str(tmp_path / "demo" / "output.wav"))[0]
     # `vamp IN OUT` without --models uses the cached demo bundle; the build is deterministic
     proc = cli("vamp", tmp_path / "demo" / "input.wav", tmp_path / "again.wav", env=env)
