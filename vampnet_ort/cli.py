@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import List, NoReturn, Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from .version import __version__
 
