@@ -10,10 +10,12 @@ from ._model import function_protos, make_model, opset_imports, single_op_model,
 from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 from .codebook_embedding import CodebookEmbedding
 from .film import FiLM
+from .philox_uniform import PhiloxUniform
 from .rms_norm import RMSNorm
+from .sample_and_remask import SampleAndRemask
 
 # Every reference function; keep in step with ops/cpp/op_list.h.
-ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding]
+ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, PhiloxUniform, SampleAndRemask]
 
 __all__ = [
     "ALL_FUNCTIONS",
@@ -23,7 +25,9 @@ __all__ = [
     "ONNX_OPSET",
     "CodebookEmbedding",
     "FiLM",
+    "PhiloxUniform",
     "RMSNorm",
+    "SampleAndRemask",
     "function_protos",
     "make_model",
     "opset_imports",

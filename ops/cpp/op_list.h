@@ -6,7 +6,9 @@
 
 #include "codebook_embedding.h"
 #include "film.h"
+#include "philox_uniform.h"
 #include "rms_norm.h"
+#include "sample_and_remask.h"
 
 namespace vampnet {
 
@@ -18,6 +20,8 @@ inline std::vector<const OrtCustomOp*> all_ops() {
       rms_norm_op(),
       film_op(),
       codebook_embedding_op(),
+      philox_uniform_op(),
+      sample_and_remask_op(),
   };
 }
 

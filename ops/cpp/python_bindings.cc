@@ -3,14 +3,18 @@
 // messages the ORT path reports.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <thread>
 #include <vector>
 
 #include "codebook_embedding.h"
 #include "film.h"
+#include "philox_uniform.h"
 #include "rms_norm.h"
+#include "sample_and_remask.h"
 
 namespace py = pybind11;
 
@@ -91,6 +95,108 @@ Array<float> py_codebook_embedding(const Array<int64_t>& codes, const Array<floa
   return y;
 }
 
+Array<float> py_philox_uniform(const Array<int64_t>& seed, int64_t step, const Array<int64_t>& shape, int threads) {
+  const vampnet::Shape shape_shape = shape_of(shape);
+  vampnet::check_rank(vampnet::kPhiloxUniform, "shape", shape_shape, 1);
+  vampnet::check_dim(vampnet::kPhiloxUniform, "shape", shape_shape, 0, 3, "3 (B, P, T)");
+  const vampnet::PhiloxDims d = vampnet::philox_uniform_check(shape_of(seed), {}, shape_shape, shape.data(), step);
+  Array<float> out = empty_like_shape<float>({2, d.batch, d.predicted, d.time});
+  {
+    py::gil_scoped_release release;
+    vampnet::philox_uniform(seed.data(), step, d, out.mutable_data(), ThreadParallel(threads));
+  }
+  return out;
+}
+
+std::array<uint32_t, 4> py_philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
+  return vampnet::philox4x32_10(counter, key);
+}
+
+py::tuple py_sample_and_remask(const Array<float>& logits, const Array<int64_t>& codes,
+                               const Array<int64_t>& start_codes, const Array<int64_t>& n0, int64_t step,
+                               int64_t num_steps, const Array<float>& uniforms, float temperature,
+                               float mask_temperature, float top_p, int64_t top_k, float typical_mass,
+                               int64_t typical_min_tokens, float sample_cutoff, int threads) {
+  const vampnet::SampleDims d = vampnet::sample_and_remask_check_shapes(
+      shape_of(logits), shape_of(codes), shape_of(start_codes), shape_of(n0), shape_of(uniforms));
+  vampnet::SampleParams p;
+  p.step = step;
+  p.num_steps = num_steps;
+  p.temperature = temperature;
+  p.mask_temperature = mask_temperature;
+  p.top_p = top_p;
+  p.top_k = top_k;
+  p.typical_mass = typical_mass;
+  p.typical_min_tokens = typical_min_tokens;
+  p.sample_cutoff = sample_cutoff;
+  vampnet::sample_and_remask_check_values(d, p, codes.data(), start_codes.data(), n0.data(), uniforms.data());
+  const vampnet::Shape cs = shape_of(codes);
+  Array<int64_t> next_codes = empty_like_shape<int64_t>(cs);
+  Array<int64_t> sampled = empty_like_shape<int64_t>(cs);
+  {
+    py::gil_scoped_release release;
+    vampnet::sample_and_remask(logits.data(), codes.data(), start_codes.data(), n0.data(), uniforms.data(), d, p,
+                               next_codes.mutable_data(), sampled.mutable_data(), ThreadParallel(threads));
+  }
+  return py::make_tuple(next_codes, sampled);
+}
+
+vampnet::SampleParams filter_params(float temperature, float top_p, int64_t top_k, float typical_mass,
+                                    int64_t typical_min_tokens) {
+  vampnet::SampleParams p;
+  p.temperature = temperature;
+  p.top_p = top_p;
+  p.top_k = top_k;
+  p.typical_mass = typical_mass;
+  p.typical_min_tokens = typical_min_tokens;
+  return p;
+}
+
+vampnet::Shape check_rows(const Array<float>& logits) {
+  const vampnet::Shape s = shape_of(logits);
+  vampnet::check_rank(vampnet::kSampleAndRemask, "logits", s, 2);
+  vampnet::check(s[1] >= 1, vampnet::kSampleAndRemask, "input 'logits' needs V >= 1");
+  return s;
+}
+
+Array<float> py_filter_rows(const Array<float>& logits, float top_p, int64_t top_k, float typical_mass,
+                            int64_t typical_min_tokens) {
+  const vampnet::Shape s = check_rows(logits);
+  Array<float> out = empty_like_shape<float>(s);
+  vampnet::filter_rows(logits.data(), s[0], s[1], filter_params(1.f, top_p, top_k, typical_mass, typical_min_tokens),
+                       out.mutable_data());
+  return out;
+}
+
+py::tuple py_sample_rows(const Array<float>& logits, const Array<float>& uniforms, float temperature, float top_p,
+                         int64_t top_k, float typical_mass, int64_t typical_min_tokens, bool sample) {
+  const vampnet::Shape s = check_rows(logits);
+  vampnet::check(shape_of(uniforms) == vampnet::Shape{s[0]}, vampnet::kSampleAndRemask,
+                 "input 'uniforms' must have shape [rows]");
+  Array<int64_t> tokens = empty_like_shape<int64_t>({s[0]});
+  Array<float> probs = empty_like_shape<float>({s[0]});
+  vampnet::sample_rows(logits.data(), s[0], s[1],
+                       filter_params(temperature, top_p, top_k, typical_mass, typical_min_tokens), sample,
+                       uniforms.data(), tokens.mutable_data(), probs.mutable_data());
+  return py::make_tuple(tokens, probs);
+}
+
+py::array_t<bool> py_remask_rows(const Array<float>& confidence, const Array<int64_t>& num_to_mask) {
+  const vampnet::Shape s = shape_of(confidence);
+  vampnet::check_rank(vampnet::kSampleAndRemask, "confidence", s, 2);
+  vampnet::check(shape_of(num_to_mask) == vampnet::Shape{s[0]}, vampnet::kSampleAndRemask,
+                 "input 'num_to_mask' must have shape [rows]");
+  py::array_t<bool> out(std::vector<py::ssize_t>{s[0], s[1]});
+  bool* o = out.mutable_data();
+  std::vector<float> scratch(static_cast<size_t>(s[1]));
+  for (int64_t r = 0; r < s[0]; ++r) {
+    const float* c = confidence.data() + r * s[1];
+    const float cutoff = vampnet::remask_cutoff(c, s[1], num_to_mask.data()[r], scratch.data());
+    for (int64_t j = 0; j < s[1]; ++j) o[r * s[1] + j] = c[j] < cutoff;
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -102,4 +208,26 @@ PYBIND11_MODULE(_kernels, m) {
         "FiLM: x * (1 + gamma) + beta, gamma/beta [B or 1, D] broadcast over time");
   m.def("codebook_embedding", &py_codebook_embedding, py::arg("codes"), py::arg("tables"), py::arg("bias"),
         py::arg("threads") = 1, "bias + sum_c tables[c, codes[b, c, t]] -> [B, T, D]");
+  m.def("philox_uniform", &py_philox_uniform, py::arg("seed"), py::arg("step"), py::arg("shape"),
+        py::arg("threads") = 1, "Philox4x32-10 uniforms [2, B, P, T] for one decode step (see PhiloxUniform)");
+  m.def("philox4x32_10", &py_philox4x32_10, py::arg("counter"), py::arg("key"),
+        "one Philox4x32-10 block: 4 counter words, 2 key words -> 4 words");
+  m.def("sample_and_remask", &py_sample_and_remask, py::arg("logits"), py::arg("codes"), py::arg("start_codes"),
+        py::arg("n0"), py::arg("step"), py::arg("num_steps"), py::arg("uniforms"), py::arg("temperature"),
+        py::arg("mask_temperature"), py::arg("top_p"), py::arg("top_k"), py::arg("typical_mass"),
+        py::arg("typical_min_tokens"), py::arg("sample_cutoff"), py::arg("threads") = 1,
+        "one decode step -> (next_codes, sampled) (see SampleAndRemask)");
+  m.def("schedule_gamma", [](int64_t step, int64_t num_steps) {
+        return vampnet::schedule_gamma(vampnet::schedule_r(step, num_steps)); }, py::arg("step"), py::arg("num_steps"),
+        "gamma((step + 1) / num_steps) in float32");
+  m.def("schedule_num_to_mask", &vampnet::schedule_num_to_mask, py::arg("step"), py::arg("num_steps"), py::arg("n0"),
+        py::arg("masked_in_row"), "number of positions to re-mask at this step");
+  m.def("filter_rows", &py_filter_rows, py::arg("logits"), py::arg("top_p"), py::arg("top_k"),
+        py::arg("typical_mass"), py::arg("typical_min_tokens"),
+        "typical, top-k and top-p filtering of logits [rows, V] as SampleAndRemask applies them (-inf = removed)");
+  m.def("sample_rows", &py_sample_rows, py::arg("logits"), py::arg("uniforms"), py::arg("temperature"),
+        py::arg("top_p"), py::arg("top_k"), py::arg("typical_mass"), py::arg("typical_min_tokens"), py::arg("sample"),
+        "token and its probability per row of logits [rows, V], as SampleAndRemask chooses them");
+  m.def("remask_rows", &py_remask_rows, py::arg("confidence"), py::arg("num_to_mask"),
+        "re-mask rule: confidence [rows, n] strictly below the k-th smallest (0-based) of its row");
 }
