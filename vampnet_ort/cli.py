@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_vamp_options(v)
 
     i = sub.add_parser("info", help="describe and verify a bundle", description="Print what a bundle holds and verify every file's sha256.")
-    i.add_argument("bundle", metavar="DIR", help="bundle directory")
+    i.add_argument("bundle", metavar="DIR", nargs="?", help="bundle directory (default: the demo bundle, built if needed)")
 
     d = sub.add_parser("demo", help="synthesize a clip and vamp it with the demo bundle",
                        description="Write OUT_DIR/input.wav (a synthesized 5 s stereo clip), OUT_DIR/output.wav (its vamp) "
@@ -236,6 +236,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
 
+    if args.bundle is None:
+        from .demo import demo_bundle_path
+
+        args.bundle = demo_bundle_path(log=_log(False))
     print(load_bundle(args.bundle).describe())
     return 0
 
