@@ -126,6 +126,8 @@ def test_demo_bundle_commands(tmp_path: Path, clip_22k: Path) -> None:
     proc = cli("vamp", tmp_path / "demo" / "input.wav", tmp_path / "again.wav", env=env)
     assert proc.returncode == 0 and "NOT music" in proc.stderr
     np.testing.assert_array_equal(sf.read(str(tmp_path / "again.wav"))[0], first)
+    info = cli("info", env=env)  # without DIR: the demo bundle
+    assert info.returncode == 0 and "NOT music" in info.stdout
 
 
 def test_cli_export_bad_inputs(golden_bundle: Path, tmp_path: Path) -> None:
