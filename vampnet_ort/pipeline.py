@@ -153,8 +153,9 @@ def _progress(iterable, *, total: int, desc: str, enabled: bool, unit: str = "ch
         return iterable
     from tqdm import tqdm
 
+    # disable=None: bars only on a terminal, so logs and captured stderr keep to notes and errors
     return tqdm(iterable, total=total, desc=f"{desc:>7}", unit=unit, leave=False, file=sys.stderr,
-                dynamic_ncols=True)
+                dynamic_ncols=True, disable=None)
 
 
 def output_paths(output: PathLike, variations: int) -> List[Path]:
