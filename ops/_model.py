@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Mapping, Sequence
 
 import onnx
@@ -11,10 +12,20 @@ from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 
 
 def function_protos() -> list[onnx.FunctionProto]:
-    """FunctionProtos of every vampnet op (the model-local fallbacks)."""
+    """FunctionProtos of every vampnet op (the model-local fallbacks); fresh copies on every call."""
+    out = []
+    for proto in _function_protos_cached():
+        copy = onnx.FunctionProto()
+        copy.CopyFrom(proto)
+        out.append(copy)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _function_protos_cached() -> tuple[onnx.FunctionProto, ...]:
     from . import ALL_FUNCTIONS
 
-    return [fn.to_function_proto() for fn in ALL_FUNCTIONS]
+    return tuple(fn.to_function_proto() for fn in ALL_FUNCTIONS)
 
 
 def opset_imports() -> list[onnx.OperatorSetIdProto]:

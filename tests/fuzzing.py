@@ -53,10 +53,47 @@ def _embedding(rng: np.random.Generator) -> Feeds:
     }
 
 
+def _philox(rng: np.random.Generator) -> Feeds:
+    return {
+        "seed": np.asarray(int(rng.integers(-(2**63), 2**63 - 1)), np.int64),
+        "step": np.asarray(int(rng.integers(0, 40)), np.int64),
+        "shape": rng.integers(1, 5, size=3).astype(np.int64),
+    }
+
+
+def _sample_and_remask(rng: np.random.Generator) -> Feeds:
+    b, p, t = (int(x) for x in rng.integers(1, 4, size=3))
+    conditioning, vocab = int(rng.integers(0, 3)), int(rng.integers(2, 9))
+    c = p + conditioning
+    codes = rng.integers(0, vocab, size=(b, c, t)).astype(np.int64)
+    codes[rng.random((b, c, t)) < 0.6] = vocab  # MASK
+    num_steps = int(rng.integers(1, 6))
+    scalar = lambda v, dt: np.asarray(v, dt)  # noqa: E731
+    return {
+        "logits": _f32(rng, b, p, t, vocab),
+        "codes": codes,
+        "start_codes": np.where(codes == vocab, 0, codes),
+        "n0": (codes == vocab).sum(axis=(1, 2)).astype(np.int64),
+        "step": scalar(int(rng.integers(0, num_steps)), np.int64),
+        "num_steps": scalar(num_steps, np.int64),
+        "uniforms": rng.uniform(0.01, 0.99, size=(2, b, p, t)).astype(np.float32),
+        "temperature": scalar(rng.choice([0.0, 0.7, 1.0]), np.float32),
+        "mask_temperature": scalar(rng.choice([0.0, 10.5]), np.float32),
+        "top_p": scalar(rng.choice([0.0, 0.9]), np.float32),
+        "top_k": scalar(int(rng.integers(0, 4)), np.int64),
+        "typical_mass": scalar(rng.choice([0.0, 0.15]), np.float32),
+        "typical_min_tokens": scalar(int(rng.integers(1, 4)), np.int64),
+        "sample_cutoff": scalar(rng.choice([-1.0, 1.0]), np.float32),
+    }
+
+
 SPECS: dict[str, OpSpec] = {
     "RMSNorm": OpSpec("RMSNorm", _rms_norm, (("Y", TensorProto.FLOAT),), {"epsilon": 1e-6}),
     "FiLM": OpSpec("FiLM", _film, (("Y", TensorProto.FLOAT),)),
     "CodebookEmbedding": OpSpec("CodebookEmbedding", _embedding, (("Y", TensorProto.FLOAT),)),
+    "PhiloxUniform": OpSpec("PhiloxUniform", _philox, (("uniforms", TensorProto.FLOAT),)),
+    "SampleAndRemask": OpSpec("SampleAndRemask", _sample_and_remask,
+                              (("next_codes", TensorProto.INT64), ("sampled", TensorProto.INT64))),
 }
 
 _ONNX_TYPE = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,

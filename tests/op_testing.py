@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -13,9 +14,21 @@ from onnx import TensorProto
 import vampnet_ort
 from vampnet_ort import ops
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
-if not GOLDEN.is_dir():  # CI clones the repo with shared/ beside it; also allow shared/ inside the checkout
-    GOLDEN = Path(__file__).resolve().parents[1] / "shared" / "golden"
+def _find_golden() -> Path:
+    """shared/golden: $VAMPNET_GOLDEN_DIR, else the nearest shared/golden beside or above the checkout (CI clones
+    the repo with shared/ beside it)."""
+    override = os.environ.get("VAMPNET_GOLDEN_DIR")
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve().parents[1]
+    for base in (here, *here.parents):
+        candidate = base / "shared" / "golden"
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "shared" / "golden"
+
+
+GOLDEN = _find_golden()
 
 NP_TO_ONNX = {
     np.dtype(np.float32): TensorProto.FLOAT,
