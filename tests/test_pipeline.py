@@ -164,3 +164,23 @@ def test_derive_seed_is_additive_distinct_and_signed() -> None:
     for labels in [(0, 0, 0), (1, 1, 3)]:  # item b of a batch (graph seed + b) == a run seeded seed + b
         assert derive_seed(5, *labels) + 2 == derive_seed(7, *labels)
     assert min(abs(a - b) for a in values for b in values if a != b) > 2**20  # far-apart streams
+
+
+def test_missing_extras_are_clear_errors(monkeypatch: pytest.MonkeyPatch, pipe: Pipeline, tmp_path: Path) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_extras(name, *args, **kwargs):
+        if name.split(".")[0] in ("librosa", "matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_extras)
+    with pytest.raises(masks.MaskError, match=r"vampnet-ort\[analysis\]"):
+        masks.MaskOptions(onset_width=2).validate(14)
+    src = tmp_path / "in.wav"
+    sf.write(str(src), _clip(0.2).T, 11025)
+    with pytest.raises(PipelineError, match=r"vampnet-ort\[plot\]"):
+        pipe.vamp_file(src, tmp_path / "o.wav", plot=tmp_path / "p.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]

@@ -304,6 +304,8 @@ class MaskOptions:
             raise MaskError(
                 f"upper codebook mask {self.upper_codebook_mask} is beyond the model's {n_codebooks} codebooks"
             )
+        if self.onset_width > 0 or self.beat_width_ms > 0:
+            _librosa()  # fail before any work when the extra is missing
         if self.n_conditioning_codebooks > n_codebooks:
             raise MaskError(
                 f"conditioning codebooks {self.n_conditioning_codebooks} is beyond the model's {n_codebooks} codebooks"

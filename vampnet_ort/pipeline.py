@@ -362,6 +362,7 @@ class Pipeline:
             if not parent.is_dir():
                 raise PipelineError(f"{target}: the output directory {parent} does not exist")
         if plot is not None:
+            _matplotlib()  # fail before the work when the extra is missing
             if Path(plot).suffix.lower() != ".png":
                 raise PipelineError(f"{plot}: the plot is written as PNG; give a .png path")
             if not (Path(plot).parent if str(Path(plot).parent) else Path(".")).is_dir():
@@ -388,8 +389,8 @@ class Pipeline:
         return written, result
 
 
-def plot_codes(result: VampResult, path: PathLike) -> Path:
-    """PNG with the input codes, the mask and the output codes (first variation), written atomically."""
+def _matplotlib():
+    """matplotlib.pyplot on the Agg backend, or a clear error naming the extra to install."""
     try:
         import matplotlib
 
@@ -397,6 +398,12 @@ def plot_codes(result: VampResult, path: PathLike) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise PipelineError("--plot needs matplotlib: pip install 'vampnet-ort[plot]'") from None
+    return plt
+
+
+def plot_codes(result: VampResult, path: PathLike) -> Path:
+    """PNG with the input codes, the mask and the output codes (first variation), written atomically."""
+    plt = _matplotlib()
     import tempfile
 
     p = Path(path)
