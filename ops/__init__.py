@@ -11,11 +11,12 @@ from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 from .codebook_embedding import CodebookEmbedding
 from .film import FiLM
 from .philox_uniform import PhiloxUniform
+from .relative_position_attention import RelativePositionAttention
 from .rms_norm import RMSNorm
 from .sample_and_remask import SampleAndRemask
 
 # Every reference function; keep in step with ops/cpp/op_list.h.
-ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, PhiloxUniform, SampleAndRemask]
+ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, RelativePositionAttention, PhiloxUniform, SampleAndRemask]
 
 __all__ = [
     "ALL_FUNCTIONS",
@@ -28,6 +29,7 @@ __all__ = [
     "PhiloxUniform",
     "RMSNorm",
     "SampleAndRemask",
+    "RelativePositionAttention",
     "function_protos",
     "make_model",
     "opset_imports",

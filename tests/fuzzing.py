@@ -87,10 +87,20 @@ def _sample_and_remask(rng: np.random.Generator) -> Feeds:
     }
 
 
+def _attention(rng: np.random.Generator) -> Feeds:
+    b, t = int(rng.integers(1, 3)), int(rng.integers(1, 40))
+    heads = 4  # must match the spec's num_heads attribute
+    d = heads * int(rng.integers(1, 9))
+    return {"qkv": _f32(rng, b, t, 3 * d), "rel_bias": _f32(rng, 32, heads)}
+
+
 SPECS: dict[str, OpSpec] = {
     "RMSNorm": OpSpec("RMSNorm", _rms_norm, (("Y", TensorProto.FLOAT),), {"epsilon": 1e-6}),
     "FiLM": OpSpec("FiLM", _film, (("Y", TensorProto.FLOAT),)),
     "CodebookEmbedding": OpSpec("CodebookEmbedding", _embedding, (("Y", TensorProto.FLOAT),)),
+    "RelativePositionAttention": OpSpec(
+        "RelativePositionAttention", _attention, (("out", TensorProto.FLOAT),),
+        {"num_heads": 4, "num_buckets": 32, "max_distance": 128}, ("num_heads", "num_buckets", "max_distance")),
     "PhiloxUniform": OpSpec("PhiloxUniform", _philox, (("uniforms", TensorProto.FLOAT),)),
     "SampleAndRemask": OpSpec("SampleAndRemask", _sample_and_remask,
                               (("next_codes", TensorProto.INT64), ("sampled", TensorProto.INT64))),

@@ -7,6 +7,7 @@
 #include "codebook_embedding.h"
 #include "film.h"
 #include "philox_uniform.h"
+#include "relative_position_attention.h"
 #include "rms_norm.h"
 #include "sample_and_remask.h"
 
@@ -22,6 +23,7 @@ inline std::vector<const OrtCustomOp*> all_ops() {
       codebook_embedding_op(),
       philox_uniform_op(),
       sample_and_remask_op(),
+      relative_position_attention_op(),
   };
 }
 

@@ -13,6 +13,7 @@
 #include "codebook_embedding.h"
 #include "film.h"
 #include "philox_uniform.h"
+#include "relative_position_attention.h"
 #include "rms_norm.h"
 #include "sample_and_remask.h"
 
@@ -197,6 +198,29 @@ py::array_t<bool> py_remask_rows(const Array<float>& confidence, const Array<int
   return out;
 }
 
+Array<float> py_relative_position_attention(const Array<float>& qkv, const Array<float>& rel_bias, int64_t num_heads,
+                                           int64_t num_buckets, int64_t max_distance, int threads) {
+  const vampnet::AttentionDims d = vampnet::relative_position_attention_check(shape_of(qkv), shape_of(rel_bias),
+                                                                              num_heads, num_buckets, max_distance);
+  Array<float> out = empty_like_shape<float>({d.batch, d.time, d.dim});
+  {
+    py::gil_scoped_release release;
+    vampnet::relative_position_attention(qkv.data(), rel_bias.data(), out.mutable_data(), d,
+                                         ThreadParallel(threads));
+  }
+  return out;
+}
+
+Array<int64_t> py_relative_position_buckets(int64_t t_query, int64_t t_key, int64_t num_buckets,
+                                            int64_t max_distance) {
+  if (t_query < 0 || t_key < 0) {
+    throw vampnet::Error(vampnet::kRelativePositionAttention, "sequence lengths must be >= 0");
+  }
+  Array<int64_t> buckets = empty_like_shape<int64_t>({t_query, t_key});
+  vampnet::relative_position_buckets(t_query, t_key, num_buckets, max_distance, buckets.mutable_data());
+  return buckets;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -230,4 +254,11 @@ PYBIND11_MODULE(_kernels, m) {
         "token and its probability per row of logits [rows, V], as SampleAndRemask chooses them");
   m.def("remask_rows", &py_remask_rows, py::arg("confidence"), py::arg("num_to_mask"),
         "re-mask rule: confidence [rows, n] strictly below the k-th smallest (0-based) of its row");
+  m.def("relative_position_attention", &py_relative_position_attention, py::arg("qkv"), py::arg("rel_bias"),
+        py::arg("num_heads"), py::arg("num_buckets") = 32, py::arg("max_distance") = 128, py::arg("threads") = 1,
+        "multi-head self-attention with T5 relative-position bias: qkv [B, T, 3D], rel_bias [num_buckets, H] -> "
+        "[B, T, D]");
+  m.def("relative_position_buckets", &py_relative_position_buckets, py::arg("t_query"), py::arg("t_key"),
+        py::arg("num_buckets") = 32, py::arg("max_distance") = 128,
+        "T5 bidirectional bucket of key - query: int64 [t_query, t_key]");
 }
