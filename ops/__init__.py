@@ -14,9 +14,10 @@ from .philox_uniform import PhiloxUniform
 from .relative_position_attention import RelativePositionAttention
 from .rms_norm import RMSNorm
 from .sample_and_remask import SampleAndRemask
+from .snake import Snake
 
 # Every reference function; keep in step with ops/cpp/op_list.h.
-ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, RelativePositionAttention, PhiloxUniform, SampleAndRemask]
+ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, RelativePositionAttention, PhiloxUniform, SampleAndRemask, Snake]
 
 __all__ = [
     "ALL_FUNCTIONS",
@@ -24,6 +25,7 @@ __all__ = [
     "DOMAIN_VERSION",
     "IR_VERSION",
     "ONNX_OPSET",
+    "Snake",
     "CodebookEmbedding",
     "FiLM",
     "PhiloxUniform",

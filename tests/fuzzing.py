@@ -94,6 +94,11 @@ def _attention(rng: np.random.Generator) -> Feeds:
     return {"qkv": _f32(rng, b, t, 3 * d), "rel_bias": _f32(rng, 32, heads)}
 
 
+def _snake(rng: np.random.Generator) -> Feeds:
+    b, c, length = int(rng.integers(1, 3)), int(rng.integers(1, 9)), int(rng.integers(1, 50))
+    return {"x": _f32(rng, b, c, length), "alpha": rng.uniform(0.5, 1.5, size=(1, c, 1)).astype(np.float32)}
+
+
 SPECS: dict[str, OpSpec] = {
     "RMSNorm": OpSpec("RMSNorm", _rms_norm, (("Y", TensorProto.FLOAT),), {"epsilon": 1e-6}),
     "FiLM": OpSpec("FiLM", _film, (("Y", TensorProto.FLOAT),)),
@@ -101,6 +106,7 @@ SPECS: dict[str, OpSpec] = {
     "RelativePositionAttention": OpSpec(
         "RelativePositionAttention", _attention, (("out", TensorProto.FLOAT),),
         {"num_heads": 4, "num_buckets": 32, "max_distance": 128}, ("num_heads", "num_buckets", "max_distance")),
+    "Snake": OpSpec("Snake", _snake, (("y", TensorProto.FLOAT),)),
     "PhiloxUniform": OpSpec("PhiloxUniform", _philox, (("uniforms", TensorProto.FLOAT),)),
     "SampleAndRemask": OpSpec("SampleAndRemask", _sample_and_remask,
                               (("next_codes", TensorProto.INT64), ("sampled", TensorProto.INT64))),

@@ -7,6 +7,7 @@
 #include "codebook_embedding.h"
 #include "film.h"
 #include "philox_uniform.h"
+#include "snake.h"
 #include "relative_position_attention.h"
 #include "rms_norm.h"
 #include "sample_and_remask.h"
@@ -18,6 +19,7 @@ constexpr int kDomainVersion = 1;
 
 inline std::vector<const OrtCustomOp*> all_ops() {
   return {
+      snake_op(),
       rms_norm_op(),
       film_op(),
       codebook_embedding_op(),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "codebook_embedding.h"
+#include "snake.h"
 #include "film.h"
 #include "philox_uniform.h"
 #include "relative_position_attention.h"
@@ -221,6 +222,17 @@ Array<int64_t> py_relative_position_buckets(int64_t t_query, int64_t t_key, int6
   return buckets;
 }
 
+Array<float> py_snake(const Array<float>& x, const Array<float>& alpha, int threads) {
+  const Shape xs = shape_of(x);
+  const vampnet::SnakeDims d = vampnet::snake_check(xs, shape_of(alpha));
+  Array<float> y = empty_like_shape<float>(xs);
+  {
+    py::gil_scoped_release release;
+    vampnet::snake(x.data(), alpha.data(), y.mutable_data(), d, ThreadParallel(threads));
+  }
+  return y;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -232,6 +244,8 @@ PYBIND11_MODULE(_kernels, m) {
         "FiLM: x * (1 + gamma) + beta, gamma/beta [B or 1, D] broadcast over time");
   m.def("codebook_embedding", &py_codebook_embedding, py::arg("codes"), py::arg("tables"), py::arg("bias"),
         py::arg("threads") = 1, "bias + sum_c tables[c, codes[b, c, t]] -> [B, T, D]");
+  m.def("snake", &py_snake, py::arg("x"), py::arg("alpha"), py::arg("threads") = 1,
+        "Snake: x + sin^2(alpha x) / (alpha + 1e-9), x [B, C, L], alpha [1, C, 1] or [C]");
   m.def("philox_uniform", &py_philox_uniform, py::arg("seed"), py::arg("step"), py::arg("shape"),
         py::arg("threads") = 1, "Philox4x32-10 uniforms [2, B, P, T] for one decode step (see PhiloxUniform)");
   m.def("philox4x32_10", &py_philox4x32_10, py::arg("counter"), py::arg("key"),

@@ -1,0 +1,109 @@
+#include "snake.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ort_op.h"
+
+namespace vampnet {
+
+SnakeDims snake_check(const Shape& x, const Shape& alpha) {
+  check_rank(kSnake, "X", x, 3);
+  const int64_t channels = x[1];
+  if (alpha.size() == 1) {
+    check_dim(kSnake, "alpha", alpha, 0, channels, "the channel dim of X");
+  } else if (alpha.size() == 3) {
+    check(alpha[0] == 1 && alpha[2] == 1 && alpha[1] == channels, kSnake,
+          "input 'alpha' must have shape [1, C, 1] or [C] with C = " + std::to_string(channels) +
+              " (the channel dim of X), got " + shape_str(alpha));
+  } else {
+    throw Error(kSnake, "input 'alpha' must have shape [1, C, 1] or [C], got " + shape_str(alpha));
+  }
+  return {x[0], channels, x[2]};
+}
+
+namespace {
+
+// |alpha * x| above this goes through std::sin (the fast reduction keeps ~1e-7 accuracy below it).
+constexpr float kFastLimit = 65536.f;
+
+// sin^2(alpha * x[i]) * inv + x[i] for one row. sin^2 has period pi, so t is reduced by k * pi (three-part
+// Cody-Waite constant) to r in [-pi/2, pi/2] and sin(r) is an odd polynomial to r^13 (truncation < 1e-9).
+// Returns false when some |t| exceeded kFastLimit (the caller redoes the row exactly).
+__attribute__((target_clones("avx512f", "avx2", "default"))) bool snake_row(const float* x, float* y, int64_t n,
+                                                                           float a, float inv) {
+  constexpr float kInvPi = 0.318309886183790671538f;
+  constexpr float kPi1 = 3.140625f, kPi2 = 9.67502593994140625e-4f, kPi3 = 1.509957990978376432e-7f;
+  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding and subtracting rounds to the nearest integer
+  constexpr float c3 = -1.f / 6.f, c5 = 1.f / 120.f, c7 = -1.f / 5040.f, c9 = 1.f / 362880.f,
+                  c11 = -1.f / 39916800.f, c13 = 1.f / 6227020800.f;
+  int large = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    const float t = a * v;
+    large |= static_cast<int>(std::fabs(t) > kFastLimit);
+    const float k = (t * kInvPi + kRound) - kRound;
+    const float r = ((t - k * kPi1) - k * kPi2) - k * kPi3;
+    const float r2 = r * r;
+    const float p = c3 + r2 * (c5 + r2 * (c7 + r2 * (c9 + r2 * (c11 + r2 * c13))));
+    const float s = r + r * r2 * p;
+    y[i] = v + s * s * inv;
+  }
+  return large == 0;
+}
+
+void snake_row_exact(const float* x, float* y, int64_t n, float a, float inv) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = std::sin(a * x[i]);
+    y[i] = x[i] + s * s * inv;
+  }
+}
+
+}  // namespace
+
+void snake(const float* x, const float* alpha, float* y, const SnakeDims& d, const Parallel& par) {
+  const int64_t rows = d.batch * d.channels;
+  const int64_t rows_per_block = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, d.length));
+  parallel_blocks(par, rows, rows_per_block, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float a = alpha[r % d.channels];
+      const float inv = 1.0f / (a + 1e-9f);
+      const float* xr = x + r * d.length;
+      float* yr = y + r * d.length;
+      if (!snake_row(xr, yr, d.length, a, inv)) snake_row_exact(xr, yr, d.length, a, inv);
+    }
+  });
+}
+
+namespace {
+struct SnakeKernel : OrtKernel<SnakeKernel> {
+  SnakeKernel(const OrtApi&, const OrtKernelInfo*) {}
+  void Compute(Ort::KernelContext& ctx) {
+    const InputView x = get_input(ctx, 0, kSnake, "X");
+    const InputView alpha = get_input(ctx, 1, kSnake, "alpha");
+    const SnakeDims d = snake_check(x.shape, alpha.shape);
+    float* y = get_output<float>(ctx, 0, x.shape);
+    snake(x.as<float>(), alpha.as<float>(), y, d, OrtParallel(ctx));
+  }
+};
+
+struct SnakeOp : OrtOp<SnakeOp, SnakeKernel> {
+  static constexpr const char* kName = kSnake;
+  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
+    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
+    return t;
+  }
+  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
+    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
+    return t;
+  }
+};
+}  // namespace
+
+const OrtCustomOp* snake_op() {
+  static const SnakeOp op;
+  return &op;
+}
+
+}  // namespace vampnet

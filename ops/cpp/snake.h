@@ -1,0 +1,19 @@
+// Snake: Y = X + sin^2(alpha * X) / (alpha + 1e-9), alpha per channel (the LAC codec's activation).
+// X [B, C, L] float; alpha [1, C, 1] or [C] float.
+#pragma once
+#include "common.h"
+
+struct OrtCustomOp;
+
+namespace vampnet {
+
+constexpr const char* kSnake = "Snake";
+
+struct SnakeDims {
+  int64_t batch, channels, length;
+};
+SnakeDims snake_check(const Shape& x, const Shape& alpha);
+void snake(const float* x, const float* alpha, float* y, const SnakeDims& dims, const Parallel& par);
+const OrtCustomOp* snake_op();
+
+}  // namespace vampnet
