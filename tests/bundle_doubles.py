@@ -136,10 +136,19 @@ def expected_decode(codes: np.ndarray, mask: np.ndarray, seed: int, n_conditioni
 
 
 def write_bundle(directory: Path, *, coarse_chunk: int = 20, c2f_chunk: int = 7, with_c2f: bool = True,
-                 demo: bool = False) -> Path:
+                 demo: bool = False, codec_checkpoint: Path | None = None) -> Path:
+    """A stand-in bundle; with `codec_checkpoint` the codec graphs are the real export of that LAC checkpoint
+    (44.1 kHz, hop 768) and only the decode graphs are stand-ins."""
     directory.mkdir(parents=True, exist_ok=True)
-    _save(encoder_model(), directory / "codec_encoder.onnx")
-    _save(decoder_model(), directory / "codec_decoder.onnx")
+    sample_rate, hop = SAMPLE_RATE, HOP
+    if codec_checkpoint is not None:
+        from vampnet_ort.export.codec import export_codec
+
+        export_codec(codec_checkpoint, directory)
+        sample_rate, hop = 44100, 768
+    else:
+        _save(encoder_model(), directory / "codec_encoder.onnx")
+        _save(decoder_model(), directory / "codec_decoder.onnx")
     _save(decode_model(4, 0), directory / "coarse.onnx")
     if with_c2f:
         _save(decode_model(N_CODEBOOKS, 4), directory / "c2f.onnx")
@@ -148,7 +157,7 @@ def write_bundle(directory: Path, *, coarse_chunk: int = 20, c2f_chunk: int = 7,
         files[p.name] = {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
     manifest = {
         "format": "vampnet-ort-bundle", "format_version": 1, "vampnet_ort_version": "test", "demo": demo,
-        "sample_rate": SAMPLE_RATE, "hop_length": HOP, "n_codebooks": N_CODEBOOKS, "vocab_size": V,
+        "sample_rate": sample_rate, "hop_length": hop, "n_codebooks": N_CODEBOOKS, "vocab_size": V,
         "mask_token": V,
         "coarse": {"n_codebooks": 4, "n_conditioning_codebooks": 0, "n_predict_codebooks": 4,
                    "chunk_frames": coarse_chunk, "config": {}, "source_sha256": "0" * 64},

@@ -184,3 +184,24 @@ def test_missing_extras_are_clear_errors(monkeypatch: pytest.MonkeyPatch, pipe: 
     with pytest.raises(PipelineError, match=r"vampnet-ort\[plot\]"):
         pipe.vamp_file(src, tmp_path / "o.wav", plot=tmp_path / "p.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_real_codec_with_stand_in_decoders(tmp_path: Path) -> None:
+    """The golden LAC codec export (run through vampnet_ort.codec) around stand-in decode graphs."""
+    pytest.importorskip("torch")
+    from op_testing import GOLDEN
+
+    pipe = Pipeline(bd.write_bundle(tmp_path / "b", coarse_chunk=100, c2f_chunk=40,
+                                    codec_checkpoint=GOLDEN / "codec.pth"))
+    rng = np.random.default_rng(3)
+    t = np.arange(int(2.5 * 22050)) / 22050
+    x = np.stack([0.3 * np.sin(2 * np.pi * 330 * t), 0.1 * rng.standard_normal(t.size)]).astype(np.float32)
+    result = pipe.vamp_samples(x, 22050, VampOptions(seed=1))
+    prepared = audio.prepare(x, 22050, 44100, 768)
+    whole = pipe.bundle.session("codec_encoder").run(None, {"audio": prepared.samples.reshape(1, 1, -1)})[0]
+    np.testing.assert_array_equal(result.codes_in, whole)  # the codec runner == one plain session run
+    assert result.codes_in.shape == (1, 14, -(-prepared.length // 768))
+    kept = result.mask == 0
+    np.testing.assert_array_equal(result.codes_out[kept], result.codes_in[kept])
+    assert result.audio.shape == (1, prepared.length) and np.isfinite(result.audio).all()
+    assert 0 < np.abs(result.audio).max() <= 1.0
