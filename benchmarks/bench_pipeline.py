@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {
     "release": dict(
-        codec=dict(encoder_dim=64, encoder_rates=(2, 4, 8, 12), decoder_dim=1536, decoder_rates=(12, 8, 4, 2)),
+        codec=dict(encoder_dim=64, encoder_rates=[2, 4, 8, 12], decoder_dim=1536, decoder_rates=[12, 8, 4, 2]),
         coarse=dict(n_heads=20, n_layers=20, n_codebooks=4, n_conditioning_codebooks=0, embedding_dim=1280),
         c2f=dict(n_heads=20, n_layers=16, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=1280),
     ),
@@ -45,18 +45,14 @@ def build(size: str, out: Path) -> None:
         build_demo_bundle(out)
         return
     from vampnet_ort.export.bundle import export_bundle
-    from vampnet_ort.export.random_checkpoint import (
-        lac_kwargs,
-        random_lac_checkpoint,
-        random_vampnet_checkpoint,
-        vampnet_kwargs,
-    )
+    from vampnet_ort.export.random_checkpoint import random_vampnet_checkpoint, vampnet_kwargs
+    from vampnet_ort.export.random_codec import RELEASE_LIKE_CONFIG, random_codec
 
     spec = SIZES[size]
     assert spec is not None
     export_bundle(
         out,
-        codec=random_lac_checkpoint(lac_kwargs(**spec["codec"]), seed=1),
+        codec=random_codec({**RELEASE_LIKE_CONFIG, **spec["codec"]}, seed=1),
         coarse=random_vampnet_checkpoint(vampnet_kwargs(**spec["coarse"]), seed=2, name="bench coarse"),
         c2f=random_vampnet_checkpoint(vampnet_kwargs(**spec["c2f"]), seed=3, name="bench c2f"),
     )

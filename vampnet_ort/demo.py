@@ -26,7 +26,8 @@ DEMO_NOTE = "note: using the built-in DEMO bundle (tiny random-weight models): t
             "Export the real VampNet release for music (see docs/PIPELINE.md)."
 
 # Model sizes: small enough to build in seconds and vamp 10 s of audio quickly, large enough to exercise every op.
-DEMO_CODEC = dict(encoder_dim=8, encoder_rates=(2, 4, 8, 12), decoder_dim=32, decoder_rates=(12, 8, 4, 2))
+DEMO_CODEC = dict(sample_rate=44100, encoder_dim=8, encoder_rates=[2, 4, 8, 12], decoder_dim=32,
+                  decoder_rates=[12, 8, 4, 2], n_codebooks=14, codebook_size=1024, codebook_dim=8)
 DEMO_COARSE = dict(n_heads=4, n_layers=2, n_codebooks=4, n_conditioning_codebooks=0, embedding_dim=64)
 DEMO_C2F = dict(n_heads=4, n_layers=2, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=64)
 DEMO_SEEDS = dict(codec=101, coarse=102, c2f=103)
@@ -48,15 +49,11 @@ def build_demo_bundle(out_dir: Path) -> Path:
     """Export the demo bundle into `out_dir` (must not exist or be empty)."""
     try:
         from vampnet_ort.export.bundle import export_bundle
-        from vampnet_ort.export.random_checkpoint import (
-            lac_kwargs,
-            random_lac_checkpoint,
-            random_vampnet_checkpoint,
-            vampnet_kwargs,
-        )
+        from vampnet_ort.export.random_checkpoint import random_vampnet_checkpoint, vampnet_kwargs
+        from vampnet_ort.export.random_codec import random_codec
     except ImportError as exc:
         raise BundleError(f"cannot build the demo bundle: the exporter is not available ({exc})") from None
-    codec = random_lac_checkpoint(lac_kwargs(**DEMO_CODEC), seed=DEMO_SEEDS["codec"])
+    codec = random_codec(DEMO_CODEC, seed=DEMO_SEEDS["codec"])
     coarse = random_vampnet_checkpoint(vampnet_kwargs(**DEMO_COARSE), seed=DEMO_SEEDS["coarse"], name="demo coarse")
     c2f = random_vampnet_checkpoint(vampnet_kwargs(**DEMO_C2F), seed=DEMO_SEEDS["c2f"], name="demo c2f")
     return export_bundle(out_dir, codec=codec, coarse=coarse, c2f=c2f, demo=True)
