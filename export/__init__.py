@@ -5,6 +5,22 @@ Needs PyTorch only to read ``.pth`` files; graph building works on numpy arrays.
 
 from __future__ import annotations
 
-from .checkpoint import Checkpoint, CheckpointError, StateReader, load_checkpoint, load_lora_file, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    StateReader,
+    load_checkpoint,
+    load_lora_file,
+    save_checkpoint,
+    save_lora_file,
+)
 
-__all__ = ["Checkpoint", "CheckpointError", "StateReader", "load_checkpoint", "load_lora_file", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "StateReader",
+    "load_checkpoint",
+    "load_lora_file",
+    "save_checkpoint",
+    "save_lora_file",
+]

@@ -119,6 +119,18 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, np.ndarray], kw
     torch.save({"state_dict": sd, "metadata": {"kwargs": dict(kwargs)}}, str(path))
 
 
+def save_lora_file(path: str | os.PathLike, lora: Mapping[str, np.ndarray]) -> None:
+    """Write a separate LoRA file (a plain state_dict of ``*.lora_A`` / ``*.lora_B``), as fine-tuning saves it."""
+    torch = _torch()
+    from collections import OrderedDict
+
+    bad = [k for k in lora if not (k.endswith(".lora_A") or k.endswith(".lora_B"))]
+    if bad:
+        raise CheckpointError(f"a LoRA file may hold only lora_A/lora_B tensors; got {bad[:3]}")
+    sd = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))) for k, v in lora.items())
+    torch.save(sd, str(path))
+
+
 class StateReader:
     """Takes tensors out of a state dict with shape checks, and reports missing and unexpected keys.
 

@@ -1,0 +1,175 @@
+"""``export_bundle``: upstream checkpoints -> a vampnet-ort model bundle directory (SPEC.md section 5).
+
+The bundle is written into a temporary sibling directory and renamed into place at the end, so a failed export
+leaves nothing half-written behind. ``vampnet.json`` lists every file with its sha256 and size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from vampnet_ort.version import __version__
+
+from .checkpoint import Checkpoint, CheckpointError
+from .decode_graph import decode_graph
+from .vampnet_export import (
+    CheckpointSource,
+    GraphFactory,
+    LoraSource,
+    StoredStage,
+    as_checkpoint,
+    export_stage,
+    logits_graph,
+)
+
+BUNDLE_FORMAT = "vampnet-ort-bundle"
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST_NAME = "vampnet.json"
+# Chunk sizes of the upstream pipeline (SPEC.md section 3): 10 s coarse chunks, 3 s c2f chunks at 57.4 frames/s.
+COARSE_CHUNK_FRAMES = 575
+C2F_CHUNK_FRAMES = 173
+
+
+class ExportError(ValueError):
+    """The export cannot proceed (bad arguments, an existing output directory, a missing component)."""
+
+
+def _codec_exporter() -> Callable[[Checkpoint, Path], list[Path]]:
+    try:  # vampnet_ort.export.codec is written by the codec work
+        codec_module = importlib.import_module(f"{__package__}.codec")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.codec":
+            raise
+        raise ExportError(
+            "codec graph export is not available in this build (vampnet_ort.export.codec is missing), so a "
+            "complete bundle cannot be written"
+        ) from None
+    return codec_module.export_codec
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hop_length(codec_kwargs: Mapping[str, Any]) -> int:
+    hop = 1
+    for rate in codec_kwargs["encoder_rates"]:
+        hop *= int(rate)
+    return hop
+
+
+def _stage_entry(stage: StoredStage, chunk_frames: int) -> dict[str, Any]:
+    c = stage.config
+    return {
+        "n_codebooks": c.n_codebooks,
+        "n_conditioning_codebooks": c.n_conditioning_codebooks,
+        "n_predict_codebooks": c.n_predict_codebooks,
+        "chunk_frames": chunk_frames,
+        "config": asdict(c),
+        "source_kwargs": stage.checkpoint.kwargs,
+        "source_sha256": stage.checkpoint.sha256,
+        "lora_sha256": stage.lora.sha256 if stage.lora else None,
+    }
+
+
+def _prepare_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"{out}: directory exists and is not empty (pass overwrite=True to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def export_bundle(
+    out_dir: str | os.PathLike,
+    *,
+    codec: CheckpointSource,
+    coarse: CheckpointSource,
+    c2f: CheckpointSource | None = None,
+    logits: bool = False,
+    lora_coarse: LoraSource = None,
+    lora_c2f: LoraSource = None,
+    demo: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Export a bundle to `out_dir` and return its path.
+
+    codec / coarse / c2f: ``.pth`` paths or ``Checkpoint`` objects (numpy weights). lora_coarse / lora_c2f: a
+    separate LoRA file (path) or a mapping of ``lora_A`` / ``lora_B`` tensors, merged into the stage's weights.
+    logits: also write ``coarse_logits.onnx`` / ``c2f_logits.onnx``. demo: marks the bundle as the embedded demo
+    (random tiny weights) in ``vampnet.json``. overwrite: replace a non-empty `out_dir`.
+    """
+    out = Path(out_dir).resolve()
+    _prepare_target(out, overwrite)
+    codec_ckpt = as_checkpoint(codec, "codec checkpoint")
+    for key in ("encoder_rates", "n_codebooks", "codebook_size", "sample_rate"):
+        if key not in codec_ckpt.kwargs:
+            raise CheckpointError(f"{codec_ckpt.path}: codec metadata.kwargs lacks '{key}' (is this a LAC codec?)")
+    export_codec = _codec_exporter()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        export_codec(codec_ckpt, tmp)
+        entries: dict[str, dict[str, Any]] = {}
+        for name, source, lora, chunk in (
+            ("coarse", coarse, lora_coarse, COARSE_CHUNK_FRAMES),
+            ("c2f", c2f, lora_c2f, C2F_CHUNK_FRAMES),
+        ):
+            if source is None:
+                if lora is not None:
+                    raise ExportError(f"a LoRA for '{name}' was given without a {name} checkpoint")
+                continue
+            graphs: dict[str, GraphFactory] = {f"{name}.onnx": decode_graph}
+            if logits:
+                graphs[f"{name}_logits.onnx"] = logits_graph
+            stage, _ = export_stage(tmp, name, source, codec_ckpt, lora, graphs)
+            entries[name] = _stage_entry(stage, chunk)
+            del stage  # the stage's checkpoint weights are released before the next stage is read
+        if "c2f" in entries and entries["c2f"]["n_conditioning_codebooks"] != entries["coarse"]["n_codebooks"]:
+            raise ExportError(
+                f"c2f conditions on {entries['c2f']['n_conditioning_codebooks']} codebooks but the coarse model "
+                f"has {entries['coarse']['n_codebooks']}: the two stages do not fit together"
+            )
+        manifest: dict[str, Any] = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "vampnet_ort_version": __version__,
+            "demo": bool(demo),
+            "sample_rate": int(codec_ckpt.kwargs["sample_rate"]),
+            "hop_length": _hop_length(codec_ckpt.kwargs),
+            "n_codebooks": int(codec_ckpt.kwargs["n_codebooks"]),
+            "vocab_size": int(codec_ckpt.kwargs["codebook_size"]),
+            "mask_token": int(codec_ckpt.kwargs["codebook_size"]),
+            "coarse": entries["coarse"],
+            "c2f": entries.get("c2f"),
+            "codec": {"config": codec_ckpt.kwargs, "source_sha256": codec_ckpt.sha256},
+            "files": {
+                p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
+                for p in sorted(tmp.iterdir())
+                if p.is_file()
+            },
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, backup / out.name)
+            os.rename(tmp, out)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
