@@ -2,11 +2,29 @@
 
 - ``get_library_path()`` / ``register(session_options)``: use the op library in your own sessions.
 - ``create_session(model)``: an InferenceSession with the library registered.
+- ``Pipeline`` / ``VampOptions`` (from ``vampnet_ort.pipeline``, imported on first use): audio -> vamp -> audio.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from .library import create_session, get_library_path, register, session_options
 from .version import __version__
 
-__all__ = ["__version__", "create_session", "get_library_path", "register", "session_options"]
+_PIPELINE_NAMES = ("Pipeline", "VampOptions", "SamplingOptions", "VampResult")
+
+__all__ = ["__version__", "create_session", "get_library_path", "register", "session_options", *_PIPELINE_NAMES,
+           "MaskOptions"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing the package stays light (no soundfile/soxr until needed)
+    if name in _PIPELINE_NAMES:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    if name == "MaskOptions":
+        from .masks import MaskOptions
+
+        return MaskOptions
+    raise AttributeError(f"module 'vampnet_ort' has no attribute {name!r}")

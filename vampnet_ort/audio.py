@@ -1,0 +1,201 @@
+"""Audio in and out of the vamp pipeline: read, resample, mono, loudness, pad, restore, trim, write atomically.
+
+Reading and writing use soundfile (libsndfile: wav, flac, ogg/vorbis, aiff, ... in int and float formats, any
+channel count); resampling uses soxr (VHQ); loudness uses pyloudnorm (ITU-R BS.1770, as audiotools does).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Tuple, Union
+
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+
+TARGET_LOUDNESS_LUFS = -24.0
+MIN_LOUDNESS_LUFS = -70.0  # audiotools' floor: silence measures as -70 LUFS, never -inf
+_LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block; shorter signals are zero-padded for the measurement
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be read or written, or samples that cannot be processed."""
+
+
+def _soundfile():
+    import soundfile
+
+    return soundfile
+
+
+def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
+    """Samples float32 [channels, frames] in [-1, 1] (int formats scaled) and the sample rate of `path`."""
+    sf = _soundfile()
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    if not os.access(p, os.R_OK):
+        raise AudioError(f"{p}: permission denied")
+    try:
+        data, sample_rate = sf.read(str(p), dtype="float32", always_2d=True)
+    except sf.LibsndfileError as exc:
+        message = str(exc)
+        if "Format not recognised" in message or "unknown format" in message.lower() or "supported" in message:
+            raise AudioError(
+                f"{p}: unsupported or unrecognised audio format (readable: {', '.join(supported_formats())})"
+            ) from None
+        raise AudioError(f"{p}: cannot read audio ({message.splitlines()[0] if message else 'libsndfile error'})") from None
+    except (RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise AudioError(f"{p}: cannot read audio ({type(exc).__name__}: {exc})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{p}: the file holds no audio samples")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{p}: the audio contains NaN or infinite samples")
+    if sample_rate <= 0:
+        raise AudioError(f"{p}: invalid sample rate {sample_rate}")
+    return np.ascontiguousarray(data.T), int(sample_rate)
+
+
+def supported_formats() -> list[str]:
+    """File extensions soundfile can read and write here (lower case)."""
+    return sorted(ext.lower() for ext in _soundfile().available_formats())
+
+
+def check_writable_format(path: PathLike) -> str:
+    """The soundfile format name for `path`'s extension; AudioError when it is missing or unsupported."""
+    suffix = Path(path).suffix.lstrip(".").upper()
+    formats = _soundfile().available_formats()
+    if suffix == "OGA":
+        suffix = "OGG"
+    if not suffix or suffix not in formats:
+        raise AudioError(
+            f"{path}: cannot write audio with extension '{Path(path).suffix}' (use one of: .wav, .flac, .ogg)"
+        )
+    return suffix
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Mean over channels: [channels, frames] -> [frames]."""
+    if samples.ndim == 1:
+        return samples.astype(np.float32, copy=False)
+    return samples.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def resample(samples: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """Resample [..., frames] with soxr (very high quality)."""
+    if int(sample_rate) == int(target_rate):
+        return samples.astype(np.float32, copy=False)
+    import soxr
+
+    x = np.ascontiguousarray(samples.T if samples.ndim == 2 else samples, dtype=np.float32)
+    y = soxr.resample(x, int(sample_rate), int(target_rate), quality="VHQ")
+    return np.ascontiguousarray(y.T if samples.ndim == 2 else y, dtype=np.float32)
+
+
+def loudness(samples: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness (LUFS) of mono `samples`, floored at -70 LUFS (silence)."""
+    import pyloudnorm
+
+    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+    min_len = int(np.ceil(_LOUDNESS_BLOCK_S * sample_rate)) + 1
+    if x.size < min_len:
+        x = np.pad(x, (0, min_len - x.size))
+    value = pyloudnorm.Meter(int(sample_rate)).integrated_loudness(x)
+    if not np.isfinite(value):
+        return MIN_LOUDNESS_LUFS
+    return max(float(value), MIN_LOUDNESS_LUFS)
+
+
+def set_loudness(samples: np.ndarray, sample_rate: int, target_lufs: float, current_lufs: float | None = None) -> np.ndarray:
+    """`samples` scaled to `target_lufs` (silence stays silent)."""
+    if current_lufs is None:
+        current_lufs = loudness(samples, sample_rate)
+    gain = 10.0 ** ((float(target_lufs) - float(current_lufs)) / 20.0)
+    return (samples.astype(np.float64) * gain).astype(np.float32)
+
+
+def limit_peak(samples: np.ndarray, peak: float = 1.0) -> np.ndarray:
+    """Scale down so that max |x| <= `peak` (audiotools ``ensure_max_of_audio``)."""
+    current = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if current > peak:
+        return (samples * (peak / current)).astype(np.float32)
+    return samples.astype(np.float32, copy=False)
+
+
+@dataclass
+class PreparedAudio:
+    """Model-ready audio and what is needed to undo the preprocessing."""
+
+    samples: np.ndarray  # float32 [frames], mono, at the codec rate, -24 LUFS, |x| <= 1, length a multiple of hop
+    sample_rate: int  # the codec's rate
+    length: int  # frames before padding (the output is trimmed to this, times any time-stretch factor)
+    input_loudness: float  # LUFS of the mono resampled input, restored on the output
+    input_sample_rate: int
+    input_channels: int
+
+
+def prepare(samples: np.ndarray, sample_rate: int, target_rate: int, hop_length: int) -> PreparedAudio:
+    """Upstream preprocessing: resample, mono, loudness -24 LUFS, peak <= 1, right-pad with zeros to a multiple of hop."""
+    if samples.ndim != 2 or samples.shape[1] == 0:
+        raise AudioError("expected samples [channels, frames] with at least one frame")
+    mono = to_mono(resample(samples, sample_rate, target_rate))
+    if mono.size == 0:
+        raise AudioError("the audio is too short to resample to the codec's sample rate")
+    input_lufs = loudness(mono, target_rate)
+    normalized = limit_peak(set_loudness(mono, target_rate, TARGET_LOUDNESS_LUFS, input_lufs))
+    length = int(normalized.size)
+    padded_length = -(-length // hop_length) * hop_length
+    padded = np.pad(normalized, (0, padded_length - length))
+    return PreparedAudio(
+        samples=np.ascontiguousarray(padded, dtype=np.float32),
+        sample_rate=int(target_rate),
+        length=length,
+        input_loudness=input_lufs,
+        input_sample_rate=int(sample_rate),
+        input_channels=int(samples.shape[0]),
+    )
+
+
+def finish(decoded: np.ndarray, sample_rate: int, length: int, target_lufs: float) -> np.ndarray:
+    """Decoder output -> final audio: trim (or zero-pad) to `length`, restore `target_lufs`, peak <= 1."""
+    x = np.asarray(decoded, dtype=np.float32).reshape(-1)
+    x = x[:length] if x.size >= length else np.pad(x, (0, length - x.size))
+    if not np.isfinite(x).all():
+        raise AudioError("the decoder produced NaN or infinite samples")
+    return limit_peak(set_loudness(x, sample_rate, target_lufs))
+
+
+def write_audio(path: PathLike, samples: np.ndarray, sample_rate: int) -> Path:
+    """Write mono or [channels, frames] `samples` to `path` atomically: a temporary file in the same directory,
+    then ``os.replace``; on any failure nothing is left behind. The format follows the extension (wav: 16-bit PCM,
+    flac: 16-bit, ogg: vorbis)."""
+    sf = _soundfile()
+    p = Path(path)
+    fmt = check_writable_format(p)
+    directory = p.parent if str(p.parent) else Path(".")
+    if not directory.is_dir():
+        raise AudioError(f"{p}: the output directory {directory} does not exist")
+    data = np.asarray(samples, dtype=np.float32)
+    data = data.T if data.ndim == 2 else data
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=str(directory))
+    except OSError as exc:
+        raise AudioError(f"{p}: cannot write in {directory} ({exc.strerror or exc})") from None
+    os.close(fd)
+    try:
+        sf.write(tmp_name, data, int(sample_rate), format=fmt)
+        os.replace(tmp_name, p)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        if isinstance(exc, (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError)):
+            raise AudioError(f"{p}: cannot write audio ({exc})") from None
+        raise
+    return p

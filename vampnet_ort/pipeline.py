@@ -1,0 +1,448 @@
+"""The vamp pipeline: audio -> codes -> mask -> coarse + coarse-to-fine decode -> audio, on ONNX Runtime alone.
+
+It reproduces what upstream VampNet's app does around the decode (SPEC.md section 3):
+
+1. read (soundfile), resample to the codec rate (soxr), mono, -24 LUFS, peak <= 1, right-pad to a multiple of hop;
+2. encode with ``codec_encoder.onnx``;
+3. build the mask (``masks.build_mask``, the app's recipe and defaults); optional integer time stretch;
+4. coarse decode on chunks of ``coarse.chunk_frames`` (575 = 10 s): a chunk whose mask has any 0 gets its first
+   and last frame forced to 0 so that chunks stitch cleanly;
+5. coarse-to-fine on chunks of ``c2f.chunk_frames`` (173 = 3 s) with 2 steps, tau 1.0, tau_m 10.5, sample_cutoff
+   1.0; the conditioning codebooks are never masked; the last chunk is zero-padded with mask 1;
+6. MASK -> 0, ``codec_decoder.onnx``, restore the input loudness, trim, write.
+
+A batch of N variations runs as one batch (per-item seeds ``seed + i``; item i of a batch equals a single run with
+that seed). Feedback steps re-vamp the previous output with a freshly drawn mask.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple, Union
+
+import numpy as np
+
+from . import audio as audio_io
+from . import masks
+from .bundle import Bundle, BundleError, load_bundle
+
+PathLike = Union[str, os.PathLike]
+
+MAX_VARIATIONS = 64
+MAX_TIME_STRETCH = 16
+
+
+class PipelineError(ValueError):
+    """An impossible option value or an input the pipeline cannot process."""
+
+
+@dataclass
+class SamplingOptions:
+    """Settings of one decode stage (SPEC.md section 2 / the decode graph inputs)."""
+
+    steps: int = 36
+    temperature: float = 1.0
+    mask_temperature: float = 10.5
+    top_p: float = 0.0  # <= 0 or >= 1: off
+    typical_mass: float = 0.0  # <= 0: off (upstream's typical filter is a no-op, golden item 1)
+    typical_min_tokens: int = 64
+    sample_cutoff: float = 1.0
+
+    def validate(self, stage: str) -> None:
+        if int(self.steps) < 1 or int(self.steps) > 10_000:
+            raise PipelineError(f"{stage} steps must be between 1 and 10000, got {self.steps}")
+        for name in ("temperature", "mask_temperature", "top_p", "typical_mass", "sample_cutoff"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value):
+                raise PipelineError(f"{stage} {name.replace('_', ' ')} must be finite, got {value}")
+        if self.temperature < 0:
+            raise PipelineError(f"{stage} temperature must be >= 0 (0 = argmax), got {self.temperature}")
+        if self.mask_temperature < 0:
+            raise PipelineError(f"{stage} mask temperature must be >= 0, got {self.mask_temperature}")
+        if not 0.0 <= self.top_p <= 1.0:
+            raise PipelineError(f"{stage} top-p must be in [0, 1] (0 or 1: off), got {self.top_p}")
+        if not 0.0 <= self.typical_mass < 1.0:
+            raise PipelineError(f"{stage} typical mass must be in [0, 1) (0: off), got {self.typical_mass}")
+        if int(self.typical_min_tokens) < 1:
+            raise PipelineError(f"{stage} typical min tokens must be >= 1, got {self.typical_min_tokens}")
+
+
+def _c2f_defaults() -> SamplingOptions:
+    return SamplingOptions(steps=2)
+
+
+@dataclass
+class VampOptions:
+    """Everything a vamp run can be told; defaults are the upstream app's."""
+
+    mask: masks.MaskOptions = field(default_factory=masks.MaskOptions)
+    coarse: SamplingOptions = field(default_factory=SamplingOptions)
+    c2f: SamplingOptions = field(default_factory=_c2f_defaults)
+    use_c2f: bool = True  # False: keep the input's fine codebooks
+    seed: int = 0
+    variations: int = 1
+    feedback_steps: int = 1
+    time_stretch: int = 1
+
+    def validate(self, n_codebooks: int) -> None:
+        self.mask.validate(n_codebooks)
+        self.coarse.validate("coarse")
+        self.c2f.validate("c2f")
+        if not -(2**63) <= int(self.seed) < 2**63:
+            raise PipelineError(f"seed must fit in a signed 64-bit integer, got {self.seed}")
+        if not 1 <= int(self.variations) <= MAX_VARIATIONS:
+            raise PipelineError(f"variations must be between 1 and {MAX_VARIATIONS}, got {self.variations}")
+        if not 1 <= int(self.feedback_steps) <= 100:
+            raise PipelineError(f"feedback steps must be between 1 and 100, got {self.feedback_steps}")
+        if not 1 <= int(self.time_stretch) <= MAX_TIME_STRETCH:
+            raise PipelineError(f"time stretch must be an integer between 1 and {MAX_TIME_STRETCH}, got {self.time_stretch}")
+
+
+@dataclass
+class VampResult:
+    audio: np.ndarray  # float32 [variations, samples] at sample_rate
+    sample_rate: int
+    codes_in: np.ndarray  # int64 [1, n_codebooks, T] (time-stretched when time_stretch > 1)
+    codes_out: np.ndarray  # int64 [variations, n_codebooks, T]
+    mask: np.ndarray  # int64 [1, n_codebooks, T]: the mask of the last pass as the models saw it (1 = regenerated)
+    input_loudness: float
+    demo: bool
+    frame_rate: float  # codec frames per second
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def derive_seed(seed: int, *labels: int) -> int:
+    """The signed 64-bit seed of one (pass, stage, chunk) of a run seeded `seed`: seed + H(labels) mod 2^64.
+
+    Additive on purpose: the decode graphs key batch item b with graph seed + b, so item b of a batch run with seed
+    s draws exactly what a single run with seed s + b draws, in every chunk. H (splitmix64 chained over the labels)
+    gives every chunk, stage and pass its own far-apart stream."""
+    offset = 0
+    for label in labels:
+        offset = _splitmix64(offset ^ _splitmix64(int(label) & _MASK64))
+    x = (int(seed) + offset) & _MASK64
+    return x - (1 << 64) if x >= (1 << 63) else x
+
+
+def _chunked_codec(session):
+    """The chunked codec runner (``vampnet_ort.codec``) when it is installed and `session` carries codec metadata."""
+    if "codec_config" not in session.get_modelmeta().custom_metadata_map:
+        return None
+    try:
+        from . import codec
+    except ImportError:
+        return None
+    return codec
+
+
+def _progress(iterable, *, total: int, desc: str, enabled: bool, unit: str = "chunk"):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    # disable=None: bars only on a terminal, so logs and captured stderr keep to notes and errors
+    return tqdm(iterable, total=total, desc=f"{desc:>7}", unit=unit, leave=False, file=sys.stderr,
+                dynamic_ncols=True, disable=None)
+
+
+def output_paths(output: PathLike, variations: int) -> List[Path]:
+    """OUTPUT for one variation, else OUTPUT's stem with _0, _1, ... before the extension."""
+    p = Path(output)
+    if variations == 1:
+        return [p]
+    return [p.with_name(f"{p.stem}_{i}{p.suffix}") for i in range(variations)]
+
+
+class Pipeline:
+    """Vamp audio with a model bundle. ``Pipeline()`` uses the built-in demo bundle (random weights: not music)."""
+
+    def __init__(
+        self,
+        bundle: Union[Bundle, PathLike, None] = None,
+        *,
+        intra_op_threads: Optional[int] = None,
+        progress: bool = False,
+        log: Optional[Callable[[str], None]] = None,
+    ) -> None:
+        if bundle is None:
+            from .demo import demo_bundle_path
+
+            bundle = demo_bundle_path(log=log)
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, intra_op_threads=intra_op_threads)
+        self.progress = progress
+
+    # ---------------------------------------------------------------- codec
+    def encode(self, samples: np.ndarray) -> np.ndarray:
+        """Mono preprocessed audio [N] (N a multiple of hop) -> codes int64 [1, n_codebooks, N / hop].
+
+        Long audio is encoded in overlapping chunks (``vampnet_ort.codec``) in bounded memory, codes identical to
+        one run; a codec graph without the codec metadata chunking needs runs in one piece."""
+        x = np.ascontiguousarray(samples, dtype=np.float32).reshape(1, 1, -1)
+        chunked = _chunked_codec(self.bundle.session("codec_encoder"))
+        if chunked is not None:
+            codes = self._guard("codec_encoder", lambda: chunked.encode(self.bundle.session("codec_encoder"), x))
+        else:
+            codes = self._run("codec_encoder", {"audio": x})
+        return np.ascontiguousarray(codes, dtype=np.int64)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """codes [B, n_codebooks, T] (MASK allowed: decoded as code 0, as upstream) -> audio float32 [B, N']."""
+        z = np.where(codes >= self.bundle.vocab_size, 0, codes).astype(np.int64)
+        chunked = _chunked_codec(self.bundle.session("codec_decoder"))
+        if chunked is not None:
+            out = self._guard("codec_decoder", lambda: chunked.decode(self.bundle.session("codec_decoder"), z))
+        else:
+            out = self._run("codec_decoder", {"codes": z})
+        return np.asarray(out, dtype=np.float32).reshape(z.shape[0], -1)
+
+    def _guard(self, model: str, call: Callable[[], np.ndarray]) -> np.ndarray:
+        try:
+            return call()
+        except Exception as exc:  # ORT raises its own exception types (not RuntimeError subclasses)
+            if type(exc).__module__.startswith("onnxruntime"):
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise PipelineError(f"{model}: ONNX Runtime failed: {first}") from None
+            raise
+
+    def _run(self, model: str, feeds: dict) -> np.ndarray:
+        session = self.bundle.session(model)
+        return self._guard(model, lambda: session.run(None, feeds)[0])
+
+    # ---------------------------------------------------------------- generation
+    def _stage_feeds(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions) -> dict:
+        return {
+            "codes": np.ascontiguousarray(codes, dtype=np.int64),
+            "mask": np.ascontiguousarray(mask, dtype=np.int64),
+            "seed": np.array(int(seed), dtype=np.int64),  # item b uses seed + b (SPEC.md section 5)
+            "num_steps": np.array(int(opts.steps), dtype=np.int64),
+            "temperature": np.array(opts.temperature, dtype=np.float32),
+            "mask_temperature": np.array(opts.mask_temperature, dtype=np.float32),
+            "top_p": np.array(opts.top_p, dtype=np.float32),
+            "typical_mass": np.array(opts.typical_mass, dtype=np.float32),
+            "typical_min_tokens": np.array(int(opts.typical_min_tokens), dtype=np.int64),
+            "sample_cutoff": np.array(opts.sample_cutoff, dtype=np.float32),
+        }
+
+    def coarse_stage(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions,
+                     pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+        """Coarse decode of codebooks 0..coarse_C-1 in chunks (item b seeded seed + b); returns (codes, effective
+        coarse mask)."""
+        stage = self.bundle.coarse
+        n = stage.n_codebooks
+        out = codes.copy()
+        effective = mask[:, :n].copy()
+        total = codes.shape[-1]
+        n_chunks = max(1, -(-total // stage.chunk_frames))
+        for k in _progress(range(n_chunks), total=n_chunks, desc="coarse", enabled=self.progress):
+            lo, hi = k * stage.chunk_frames, min(total, (k + 1) * stage.chunk_frames)
+            chunk_mask = effective[:, :, lo:hi]  # a view: the forced frames are recorded in `effective`
+            if (chunk_mask == 0).any():
+                chunk_mask[:, :, 0] = 0
+                chunk_mask[:, :, -1] = 0
+            feeds = self._stage_feeds(codes[:, :n, lo:hi], chunk_mask, derive_seed(seed, pass_index, 0, k), opts)
+            out[:, :n, lo:hi] = self._run("coarse", feeds)
+        return out, effective
+
+    def c2f_stage(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions,
+                  pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+        """Coarse-to-fine on fixed-size chunks (last one zero-padded, mask 1); returns (codes, effective mask)."""
+        stage = self.bundle.c2f
+        assert stage is not None
+        n, chunk = stage.n_codebooks, stage.chunk_frames
+        batch, _, total = codes.shape
+        n_chunks = max(1, -(-total // chunk))
+        padded = n_chunks * chunk
+        z = np.zeros((batch, n, padded), dtype=np.int64)
+        z[:, : min(n, codes.shape[1]), :total] = codes[:, :n]
+        m = np.ones((batch, n, padded), dtype=np.int64)
+        m[:, :, :total] = mask[:, :n]
+        m[:, : stage.n_conditioning_codebooks, :] = 0  # never regenerate what c2f conditions on
+        out = z.copy()
+        for k in _progress(range(n_chunks), total=n_chunks, desc="c2f", enabled=self.progress):
+            lo, hi = k * chunk, (k + 1) * chunk
+            feeds = self._stage_feeds(z[:, :, lo:hi], m[:, :, lo:hi], derive_seed(seed, pass_index, 1, k), opts)
+            out[:, :, lo:hi] = self._run("c2f", feeds)
+        result = codes.copy()
+        result[:, :n] = out[:, :, :total]
+        return result, m[:, :, :total]
+
+    def generate(self, codes: np.ndarray, mask: np.ndarray, options: VampOptions,
+                 pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+        """One vamp pass over codes [B, n_codebooks, T] with mask [B, n_codebooks, T]; item b uses seed + b.
+
+        Returns (codes out, the effective mask: 1 where a model regenerated the token)."""
+        out, coarse_mask = self.coarse_stage(codes, mask, int(options.seed), options.coarse, pass_index)
+        effective = np.zeros_like(mask)
+        effective[:, : coarse_mask.shape[1]] = coarse_mask
+        if options.use_c2f and self.bundle.c2f is not None:
+            out, c2f_mask = self.c2f_stage(out, mask, int(options.seed), options.c2f, pass_index)
+            cc = self.bundle.c2f.n_conditioning_codebooks
+            effective[:, cc: c2f_mask.shape[1]] = c2f_mask[:, cc:]
+        return out, effective
+
+    # ---------------------------------------------------------------- whole runs
+    def build_mask(self, codes: np.ndarray, options: masks.MaskOptions, rng: np.random.Generator,
+                   audio: Optional[np.ndarray] = None, onsets=None, beats=None) -> np.ndarray:
+        return masks.build_mask(options, codes.shape, rng, audio=audio, sample_rate=self.bundle.sample_rate,
+                                hop_length=self.bundle.hop_length, onsets=onsets, beats=beats)
+
+    def vamp_samples(self, samples: np.ndarray, sample_rate: int, options: Optional[VampOptions] = None) -> VampResult:
+        """Vamp audio [channels, frames] (or [frames]) at `sample_rate`."""
+        options = options or VampOptions()
+        options.validate(self.bundle.n_codebooks)
+        x = np.asarray(samples, dtype=np.float32)
+        x = x[None, :] if x.ndim == 1 else x
+        if x.ndim != 2 or x.shape[1] == 0 or not np.isfinite(x).all():
+            raise PipelineError("audio must be finite samples [channels, frames] with at least one frame")
+        b = self.bundle
+        prepared = audio_io.prepare(x, int(sample_rate), b.sample_rate, b.hop_length)
+        codes = self.encode(prepared.samples)
+        rng = np.random.default_rng(np.random.SeedSequence(int(options.seed) & _MASK64))
+
+        factor = int(options.time_stretch)
+        need_audio = options.mask.onset_width > 0 or options.mask.beat_width_ms > 0
+        analysis_audio = prepared.samples[: prepared.length] if need_audio else None
+        onsets = beats = None
+        if options.mask.onset_width > 0:
+            onsets = masks.onset_frames(analysis_audio, b.sample_rate, b.hop_length)  # type: ignore[arg-type]
+        if options.mask.beat_width_ms > 0:
+            beats = masks.beat_times(analysis_audio, b.sample_rate, b.hop_length)  # type: ignore[arg-type]
+
+        mask = self.build_mask(codes, options.mask, rng, onsets=onsets, beats=beats)
+        if factor > 1:
+            codes, mask = masks.stretch(codes, mask, factor)
+            onsets = None if onsets is None else onsets * factor
+            beats = None if beats is None else (beats[0] * factor, beats[1] * factor)
+
+        current = np.repeat(codes, int(options.variations), axis=0)
+        effective = mask
+        for pass_index in range(int(options.feedback_steps)):
+            if pass_index > 0:
+                mask = self.build_mask(codes, options.mask, rng, onsets=onsets, beats=beats)
+            batch_mask = np.repeat(mask, current.shape[0], axis=0)
+            current, effective = self.generate(current, batch_mask, options, pass_index)
+        decoded = self._decode_batch(current)
+        length = prepared.length * factor
+        outputs = np.stack([audio_io.finish(d, b.sample_rate, length, prepared.input_loudness) for d in decoded])
+        return VampResult(audio=outputs, sample_rate=b.sample_rate, codes_in=codes, codes_out=current,
+                          mask=effective[:1], input_loudness=prepared.input_loudness, demo=b.demo,
+                          frame_rate=b.sample_rate / b.hop_length)
+
+    def _decode_batch(self, codes: np.ndarray) -> np.ndarray:
+        """Decode variation by variation (bounded memory, one progress step each)."""
+        decoded = [self.decode(codes[i: i + 1])[0]
+                   for i in _progress(range(codes.shape[0]), total=codes.shape[0], desc="decode", enabled=self.progress,
+                                     unit="output")]
+        return np.stack(decoded)
+
+    def vamp_file(self, input_path: PathLike, output_path: PathLike, options: Optional[VampOptions] = None, *,
+                  plot: Optional[PathLike] = None, output_sample_rate: Optional[int] = None) -> Tuple[List[Path], VampResult]:
+        """Read `input_path`, vamp it, write the variation(s) (see ``output_paths``) and optionally a PNG plot.
+
+        Output formats and directories are checked before any work; every file is written atomically."""
+        options = options or VampOptions()
+        options.validate(self.bundle.n_codebooks)
+        targets = output_paths(output_path, int(options.variations))
+        for target in targets:
+            audio_io.check_writable_format(target)
+            parent = target.parent if str(target.parent) else Path(".")
+            if not parent.is_dir():
+                raise PipelineError(f"{target}: the output directory {parent} does not exist")
+        if plot is not None:
+            _matplotlib()  # fail before the work when the extra is missing
+            if Path(plot).suffix.lower() != ".png":
+                raise PipelineError(f"{plot}: the plot is written as PNG; give a .png path")
+            if not (Path(plot).parent if str(Path(plot).parent) else Path(".")).is_dir():
+                raise PipelineError(f"{plot}: the plot's directory does not exist")
+        if output_sample_rate is not None and not 1 <= int(output_sample_rate) <= 768_000:
+            raise PipelineError(f"output sample rate must be between 1 and 768000 Hz, got {output_sample_rate}")
+        samples, sr = audio_io.read_audio(input_path)
+        result = self.vamp_samples(samples, sr, options)
+        rate = int(output_sample_rate or result.sample_rate)
+        written: List[Path] = []
+        try:
+            for target, waveform in zip(targets, result.audio):
+                data = audio_io.resample(waveform, result.sample_rate, rate) if rate != result.sample_rate else waveform
+                written.append(audio_io.write_audio(target, audio_io.limit_peak(data), rate))
+            if plot is not None:
+                plot_codes(result, plot)
+        except BaseException:
+            for path in written:  # all or nothing
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+            raise
+        return written, result
+
+
+def _matplotlib():
+    """matplotlib.pyplot on the Agg backend, or a clear error naming the extra to install."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PipelineError("--plot needs matplotlib: pip install 'vampnet-ort[plot]'") from None
+    return plt
+
+
+def plot_codes(result: VampResult, path: PathLike) -> Path:
+    """PNG with the input codes, the mask and the output codes (first variation), written atomically."""
+    plt = _matplotlib()
+    import tempfile
+
+    p = Path(path)
+    fig, axes = plt.subplots(3, 1, figsize=(12, 8), sharex=True, constrained_layout=True)
+    panels = [
+        (result.codes_in[0], "input codes", "viridis"),
+        (result.mask[0], "mask (white = regenerated, black = kept)", "gray"),
+        (result.codes_out[0], "output codes (variation 0)", "viridis"),
+    ]
+    for ax, (data, title, cmap) in zip(axes, panels):
+        im = ax.imshow(data, aspect="auto", origin="lower", interpolation="nearest", cmap=cmap)
+        ax.set_title(title + (" - demo model, not music" if result.demo and "output" in title else ""))
+        ax.set_ylabel("codebook")
+        fig.colorbar(im, ax=ax)
+    axes[-1].set_xlabel(f"frame ({result.frame_rate:.2f} frames/s)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=str(p.parent if str(p.parent) else "."))
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=80)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    finally:
+        plt.close(fig)
+    return p
+
+
+__all__ = [
+    "Pipeline",
+    "PipelineError",
+    "SamplingOptions",
+    "VampOptions",
+    "VampResult",
+    "BundleError",
+    "derive_seed",
+    "output_paths",
+    "plot_codes",
+]
