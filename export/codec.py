@@ -43,6 +43,7 @@ from vampnet_ort.codec_geometry import (
     iter_layers,
 )
 from vampnet_ort.export.checkpoint import Checkpoint, CheckpointError, StateReader, load_checkpoint
+from vampnet_ort.fileio import publish
 
 ENCODER_FILE = "codec_encoder.onnx"
 DECODER_FILE = "codec_decoder.onnx"
@@ -348,7 +349,7 @@ def _write_atomic(model: onnx.ModelProto, path: Path) -> None:
             fh.write(model.SerializeToString())
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

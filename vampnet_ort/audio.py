@@ -14,6 +14,8 @@ from typing import Tuple, Union
 
 import numpy as np
 
+from .fileio import publish
+
 PathLike = Union[str, os.PathLike]
 
 TARGET_LOUDNESS_LUFS = -24.0
@@ -189,7 +191,7 @@ def write_audio(path: PathLike, samples: np.ndarray, sample_rate: int) -> Path:
     os.close(fd)
     try:
         sf.write(tmp_name, data, int(sample_rate), format=fmt)
-        os.replace(tmp_name, p)
+        publish(tmp_name, p)
     except BaseException as exc:
         try:
             os.unlink(tmp_name)

@@ -29,6 +29,7 @@ import numpy as np
 from . import audio as audio_io
 from . import masks
 from .bundle import Bundle, BundleError, load_bundle
+from .fileio import publish
 
 PathLike = Union[str, os.PathLike]
 
@@ -423,7 +424,7 @@ def plot_codes(result: VampResult, path: PathLike) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=80)
-        os.replace(tmp, p)
+        publish(tmp, p)
     except BaseException:
         try:
             os.unlink(tmp)

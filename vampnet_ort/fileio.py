@@ -1,0 +1,35 @@
+"""Atomic file publication shared by every writer (audio, plots, exported models).
+
+Files are written to a temporary name in the destination directory and renamed into place, so a failure never
+leaves a half-written file. ``tempfile.mkstemp`` creates files readable by the owner only; ``publish`` gives them
+the mode a plain ``open(path, "w")`` would have (0666 minus the umask) before the rename.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing process state
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    return 0o666 & ~_umask()
+
+
+def publish(tmp: str | os.PathLike, destination: str | os.PathLike) -> Path:
+    """Give `tmp` the default file mode and atomically rename it to `destination`."""
+    os.chmod(tmp, default_file_mode())
+    os.replace(tmp, destination)
+    return Path(destination)
