@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,12 @@ import pytest
 import soundfile as sf
 
 import bundle_doubles as bd
+from cli_testing import cli_command  # noqa: E402
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "vampnet_ort.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([*cli_command(), *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=300)
 
 

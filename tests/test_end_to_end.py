@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,11 @@ pytest.importorskip("vampnet_ort.export.bundle", reason="the bundle exporter has
 from vampnet_ort.bundle import load_bundle  # noqa: E402
 from vampnet_ort.demo import synthesize_clip  # noqa: E402
 from vampnet_ort.pipeline import Pipeline, VampOptions  # noqa: E402
+from cli_testing import cli_command  # noqa: E402
 
 
 def cli(*args: object, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vampnet_ort.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([*cli_command(), *map(str, args)], capture_output=True, text=True,
                           timeout=600, env={**os.environ, **(env or {})})
 
 
