@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -22,8 +24,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-import vampnet_ort
-from vampnet_ort import codec as runtime
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_seconds  # noqa: E402
+
+import vampnet_ort  # noqa: E402
+from vampnet_ort import codec as runtime  # noqa: E402
 from vampnet_ort import ops
 from vampnet_ort.codec_geometry import CodecConfig, Snake, decoder_plan, encoder_plan, iter_layers, output_length
 from vampnet_ort.export.checkpoint import StateReader
@@ -34,12 +39,7 @@ VARIANTS = {"snake_kernel": (True, True), "snake_function": (True, False), "plai
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return median_seconds(fn, repeats=repeats, warmup=0)
 
 
 def snake_element_count(config: CodecConfig, frames: int) -> dict[str, int]:

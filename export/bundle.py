@@ -6,7 +6,6 @@ leaves nothing half-written behind. ``vampnet.json`` lists every file with its s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
+from vampnet_ort.fileio import file_sha256
 from vampnet_ort.version import __version__
 
 from .codec import export_codec
@@ -40,14 +40,6 @@ C2F_CHUNK_FRAMES = 173
 
 class ExportError(ValueError):
     """The export cannot proceed (bad arguments, an existing output directory, a missing component)."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _hop_length(codec_kwargs: Mapping[str, Any]) -> int:
@@ -141,7 +133,7 @@ def export_bundle(
             "c2f": entries.get("c2f"),
             "codec": {"config": codec_ckpt.kwargs, "source_sha256": codec_ckpt.sha256},
             "files": {
-                p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
+                p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                 for p in sorted(tmp.iterdir())
                 if p.is_file()
             },

@@ -9,7 +9,6 @@ PyTorch is imported lazily and only here: everything downstream works on numpy a
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,17 +16,11 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from vampnet_ort.fileio import file_sha256
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, unsafe, or not matching the expected architecture."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _torch():

@@ -7,7 +7,6 @@ with the vampnet op library registered, the first time a model is used.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -17,6 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import onnxruntime as ort
 
+from .fileio import file_sha256
 from .library import create_session
 
 BUNDLE_FORMAT = "vampnet-ort-bundle"
@@ -41,14 +41,6 @@ _ORT_ERRORS = (_ort_state.Fail, _ort_state.InvalidGraph, _ort_state.InvalidProto
 
 class BundleError(ValueError):
     """A bundle directory that cannot be used: missing, incomplete, corrupted or of an unknown format."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _require(mapping: Mapping[str, Any], key: str, kind: type | tuple, where: str) -> Any:
@@ -221,7 +213,7 @@ def verify_files(directory: Path, manifest: Mapping[str, Any]) -> None:
             raise BundleError(
                 f"{directory}: {name} is {what} ({size} bytes, vampnet.json says {entry['bytes']}); re-export the bundle"
             )
-        if _sha256(path) != entry["sha256"]:
+        if file_sha256(path) != entry["sha256"]:
             raise BundleError(f"{directory}: {name} does not match its sha256 in vampnet.json (modified or corrupted); re-export the bundle")
 
 

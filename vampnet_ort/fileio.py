@@ -7,6 +7,7 @@ the mode a plain ``open(path, "w")`` would have (0666 minus the umask) before th
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -33,3 +34,12 @@ def publish(tmp: str | os.PathLike, destination: str | os.PathLike) -> Path:
     os.chmod(tmp, default_file_mode())
     os.replace(tmp, destination)
     return Path(destination)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
