@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .library import create_session, get_library_path, register, session_options
+from .library import create_session, decode_session_options, get_library_path, register, session_options
 from .version import __version__
 
-__all__ = ["__version__", "create_session", "get_library_path", "register", "session_options"]
+__all__ = ["__version__", "create_session", "decode_session_options", "get_library_path", "register", "session_options"]
