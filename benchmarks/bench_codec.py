@@ -95,7 +95,7 @@ def main() -> None:
     frames = int(args.seconds * parsed.sample_rate) // parsed.hop_length
     counts = snake_element_count(parsed, frames)
     per_op = snake_only(192, 220500, args.threads, max(3, args.repeats))
-    print(f"Snake alone on [1, 192, 220500] (decoder level 3 of 10 s), interleaved medians:")
+    print("Snake alone on [1, 192, 220500] (decoder level 3 of 10 s), interleaved medians:")
     for name, sec in per_op.items():
         print(f"  {name:15s} {sec * 1e3:8.1f} ms  {sec / (192 * 220500) * 1e9:5.2f} ns/element  "
               f"{per_op['plain_onnx'] / sec:5.2f}x vs plain_onnx")

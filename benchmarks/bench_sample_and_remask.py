@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 import vampnet_ort
 from vampnet_ort import _kernels, ops

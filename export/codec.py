@@ -76,9 +76,9 @@ class _GraphBuilder:
         return name
 
     def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, n_out: int = 1,
-             domain: str = "", **attrs: object) -> str | list[str]:
+             domain: str = "", node_name: str | None = None, **attrs: object) -> str | list[str]:
         outs = [self.name(hint or op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=self.name("n_" + op_type),
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=self.name(node_name or "n_" + op_type),
                                            domain=domain, **attrs))
         return outs[0] if n_out == 1 else outs
 
@@ -225,7 +225,15 @@ def _encoder_nodes(b: _GraphBuilder, config: CodecConfig, reader: StateReader, q
     hop_c = b.const("hop", np.array([hop], dtype=np.int64))
     pad = b.node("Mod", [b.node("Sub", [hop_c, b.node("Mod", [n, hop_c])]), hop_c])
     pads = b.node("Concat", [b.const("zeros5", np.zeros(5, dtype=np.int64)), pad], axis=0)
-    x = b.node("Pad", ["audio", pads], mode="constant")
+    # Refuse non-finite audio (it would quantize to arbitrary codes): sum(audio - audio) is 0 unless a sample is
+    # NaN/Inf. ONNX has no assert op: a 1-element tensor reshaped to [all_finite] (allowzero) fails when it is 0,
+    # in a node named for the check; its output (the 1) scales `pads` so the check is never pruned.
+    finite_sum = b.node("ReduceSum", [b.node("Sub", ["audio", "audio"])], keepdims=1)
+    all_finite = b.node("Cast", [b.node("Not", [b.node("IsNaN", [finite_sum])])], to=TensorProto.INT64)
+    one = b.node("Reshape", [b.const("one", np.ones(1, dtype=np.int64)),
+                             b.node("Reshape", [all_finite, b.const("shape1", np.ones(1, dtype=np.int64))])],
+                 node_name="check_audio_is_finite", allowzero=1)
+    x = b.node("Pad", ["audio", b.node("Mul", [pads, one])], mode="constant")
     latent = b.layer(x, encoder_plan(config), reader)  # [B, D, T]
     residual = b.node("Transpose", [latent], perm=[0, 2, 1])  # [B, T, D]
     eps = b.const("eps", np.array(1e-12, dtype=np.float32))

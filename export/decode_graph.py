@@ -8,7 +8,9 @@ Inputs/outputs are SPEC.md section 5 exactly::
 
 Graph::
 
-    z_masked = Where(mask != 0, MASK, codes)            (conditioning codebooks too, when the mask covers them)
+    (check: shape(mask) == shape(codes), else the node "check_mask_shape_equals_codes_shape" fails)
+    z_masked = Where(mask != 0, MASK, codes)            (conditioning codebooks too, when the mask covers them;
+                                                         any nonzero mask value means "regenerate")
     n0[b]    = number of MASK tokens in z_masked[b]     (per item: an item never depends on the batch)
     Loop step = 0 .. num_steps - 1, carrying (current, sampled):
         logits           = forward(current)                               [B, P, T, V]
@@ -98,12 +100,24 @@ def build_decode_model(
 ) -> onnx.ModelProto:
     c = config
     w = NodeWriter("decode")
-    is_masked = w.op1("Cast", ["mask"], to=TensorProto.BOOL, hint="is_masked")
+    code_shape = w.op1("Shape", ["codes"])
+    # `mask` must have the shape of `codes` exactly (Where would broadcast a [1, C, T] or [B, C, 1] mask silently).
+    # ONNX has no assert op: a 1-element tensor reshaped to [shapes_equal] fails (shape [0]) when the shapes
+    # differ, in a node whose name says why; its output (the 1) feeds the graph so the check is never pruned.
+    shapes_equal = w.op1(
+        "ReduceMin",
+        [w.op1("Cast", [w.op1("Equal", [w.op1("Shape", ["mask"]), code_shape])], to=TensorProto.INT64)],
+        keepdims=1,
+    )
+    one = w.op1(
+        "Reshape", [w.const_ints([1]), shapes_equal], allowzero=1, hint="check_mask_shape_equals_codes_shape"
+    )  # [1] = (1,) or error
+    is_masked = w.op1("Cast", ["mask"], to=TensorProto.BOOL, hint="is_masked")  # any nonzero value = regenerate
     mask_token = w.const_int(c.mask_token, hint="mask_token")
-    z_masked = w.op1("Where", [is_masked, mask_token, "codes"], hint="z_masked")
+    checked_mask_token = w.op1("Mul", [mask_token, one], hint="checked_mask_token")  # [1], value MASK
+    z_masked = w.op1("Where", [is_masked, checked_mask_token, "codes"], hint="z_masked")
     mask_count = w.op1("Cast", [w.op1("Equal", [z_masked, mask_token])], to=TensorProto.INT64)
     n0 = w.op1("ReduceSum", [mask_count, w.const_ints([1, 2])], keepdims=0, hint="n0")  # [B]
-    code_shape = w.op1("Shape", ["codes"])
     batch = w.op1("Slice", [code_shape, w.const_ints([0]), w.const_ints([1])])
     time = w.op1("Slice", [code_shape, w.const_ints([2]), w.const_ints([3])])
     shape_bpt = w.op1(

@@ -39,6 +39,17 @@ NP_TO_ONNX = {
 }
 
 
+# scripts/sanitize.sh sets VAMPNET_SANITIZE=1: ASan's quarantine keeps freed memory, so RSS checks are skipped there
+# (the plain run does them).
+UNDER_SANITIZER = os.environ.get("VAMPNET_SANITIZE", "") not in ("", "0")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def golden(name: str) -> Mapping[str, np.ndarray]:
     return np.load(GOLDEN / name)
 

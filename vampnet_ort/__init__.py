@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .library import create_session, get_library_path, register, session_options
+from .library import create_session, decode_session_options, get_library_path, register, session_options
 from .version import __version__
 
 _PIPELINE_NAMES = ("Pipeline", "VampOptions", "SamplingOptions", "VampResult")
 
-__all__ = ["__version__", "create_session", "get_library_path", "register", "session_options", *_PIPELINE_NAMES,
-           "MaskOptions"]
+__all__ = ["__version__", "create_session", "decode_session_options", "get_library_path", "register",
+           "session_options", *_PIPELINE_NAMES, "MaskOptions"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing the package stays light (no soundfile/soxr until needed)

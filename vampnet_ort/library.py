@@ -27,22 +27,58 @@ def get_library_path() -> str:
 
 
 def register(session_options: ort.SessionOptions) -> ort.SessionOptions:
-    """Register the ``vampnet`` custom-op domain in `session_options` (returns it for chaining)."""
+    """Register the ``vampnet`` custom-op domain in `session_options` (returns it for chaining).
+
+    Registering twice in the same options is a no-op (ORT itself would fail with "Domain already set")."""
+    if _is_registered(session_options):
+        return session_options
     session_options.register_custom_ops_library(get_library_path())
+    session_options.add_session_config_entry(_REGISTERED_KEY, "1")
     return session_options
 
 
+_REGISTERED_KEY = "vampnet_ort.library_registered"
+
+
+def _is_registered(session_options: ort.SessionOptions) -> bool:
+    try:
+        return session_options.get_session_config_entry(_REGISTERED_KEY) == "1"
+    except Exception:  # ORT raises when the key was never set
+        return False
+
+
 def session_options(
-    *, with_library: bool = True, intra_op_threads: int | None = None, inter_op_threads: int = 1
+    *,
+    with_library: bool = True,
+    intra_op_threads: int | None = None,
+    inter_op_threads: int = 1,
+    disable_prepacking: bool = False,
 ) -> ort.SessionOptions:
-    """SessionOptions with the library registered (unless `with_library` is False) and thread counts set."""
+    """SessionOptions with the library registered (unless `with_library` is False) and thread counts set.
+
+    ``disable_prepacking=True`` sets ``session.disable_prepacking = 1``: ORT then keeps no repacked copy of the
+    MatMul weights next to the (memory-mapped) originals, which roughly halves a decode graph's peak RSS
+    (release coarse: 2.09x -> 1.17x the weights' size) at about the same forward speed (docs/RELIABILITY.md,
+    benchmarks/bench_prepacking.py). See :func:`decode_session_options`.
+    """
     options = ort.SessionOptions()
+    if disable_prepacking:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     if intra_op_threads is not None:
         options.intra_op_num_threads = int(intra_op_threads)
     options.inter_op_num_threads = int(inter_op_threads)
     if with_library:
         register(options)
     return options
+
+
+def decode_session_options(
+    *, with_library: bool = True, intra_op_threads: int | None = None, inter_op_threads: int = 1
+) -> ort.SessionOptions:
+    """The SessionOptions recommended for the large transformer graphs (decode and logits graphs): the library
+    registered and MatMul weight prepacking off (peak RSS about 1.2x instead of 2.1x the weights' size)."""
+    return session_options(with_library=with_library, intra_op_threads=intra_op_threads,
+                           inter_op_threads=inter_op_threads, disable_prepacking=True)
 
 
 def create_session(
@@ -52,14 +88,18 @@ def create_session(
     intra_op_threads: int | None = None,
     providers: Sequence[str] = ("CPUExecutionProvider",),
     options: ort.SessionOptions | None = None,
+    disable_prepacking: bool = False,
 ) -> ort.InferenceSession:
     """Open an InferenceSession on `model` (path or serialized bytes) with the vampnet ops registered.
 
     With ``with_library=False`` the session runs the reference functions the model carries instead of the
-    native kernels (what a stock ONNX Runtime does).
+    native kernels (what a stock ONNX Runtime does). ``disable_prepacking=True``: see :func:`session_options`
+    (recommended for decode and logits graphs). `intra_op_threads` and `disable_prepacking` apply only when
+    `options` is not given.
     """
     if options is None:
-        options = session_options(with_library=with_library, intra_op_threads=intra_op_threads)
+        options = session_options(with_library=with_library, intra_op_threads=intra_op_threads,
+                                  disable_prepacking=disable_prepacking)
     elif with_library:
         register(options)
     source = model if isinstance(model, bytes) else os.fspath(model)
