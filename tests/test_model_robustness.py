@@ -78,7 +78,9 @@ DECODE_ERRORS = [
     ("temperature -inf", dict(temperature=np.array(-np.inf, F32)), "'temperature' must be finite"),
     ("mask_temperature NaN", dict(mask_temperature=np.array(np.nan, F32)), "'mask_temperature' must be finite"),
     ("mask_temperature inf", dict(mask_temperature=np.array(np.inf, F32)), "'mask_temperature' must be finite"),
-    ("top_p NaN", dict(top_p=np.array(np.nan, F32)), "'top_p' is NaN"),
+    ("top_p NaN", dict(top_p=np.array(np.nan, F32)), "'top_p' must be in [0, 1]"),
+    ("top_p > 1", dict(top_p=np.array(1.5, F32)), "'top_p' must be in [0, 1]"),
+    ("top_p < 0", dict(top_p=np.array(-3.0, F32)), "'top_p' must be in [0, 1]"),
     ("typical_mass NaN", dict(typical_mass=np.array(np.nan, F32)), "'typical_mass' is NaN"),
     ("sample_cutoff NaN", dict(sample_cutoff=np.array(np.nan, F32)), "'sample_cutoff' is NaN"),
     ("num_steps >= 2^24", dict(num_steps=np.array(2**24, np.int64)), "'num_steps' must be < 2^24"),
@@ -133,10 +135,10 @@ def test_mask_token_in_an_unmasked_position_is_regenerated(bundle: Path) -> None
 
 
 def test_out_of_range_sampling_settings_have_documented_meanings(bundle: Path) -> None:
-    # top_p <= 0 or >= 1: off; typical_mass <= 0: off; temperature <= 0: argmax; negative seeds are valid seeds.
+    # top_p 0 or 1: off (outside [0, 1]: an error, above); typical_mass <= 0: off; temperature <= 0: argmax;
+    # negative seeds are valid seeds.
     base = run_decode(bundle, top_p=np.array(0.0, F32))
-    np.testing.assert_array_equal(run_decode(bundle, top_p=np.array(1.5, F32)), base)
-    np.testing.assert_array_equal(run_decode(bundle, top_p=np.array(-3.0, F32)), base)
+    np.testing.assert_array_equal(run_decode(bundle, top_p=np.array(1.0, F32)), base)
     np.testing.assert_array_equal(run_decode(bundle, temperature=np.array(-1.0, F32)),
                                   run_decode(bundle, temperature=np.array(0.0, F32)))
     out = run_decode(bundle, seed=np.array(-(2**62), np.int64), typical_mass=np.array(-1.0, F32),

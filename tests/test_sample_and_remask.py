@@ -421,7 +421,7 @@ def test_temperature_at_most_zero_is_argmax_with_plain_softmax():
     )
 
 
-@pytest.mark.parametrize("off", [dict(top_p=-0.5), dict(top_p=1.0), dict(top_p=1.5), dict(top_k=-3),
+@pytest.mark.parametrize("off", [dict(top_p=0.0), dict(top_p=1.0), dict(top_k=-3),
                                  dict(top_k=64), dict(top_k=1000), dict(typical_mass=-1.0), dict(typical_mass=1.0)])  # fmt: skip
 def test_out_of_range_filter_values_mean_off(off):
     rng = np.random.default_rng(3)
@@ -529,7 +529,9 @@ def bad_cases():
         (with_(temperature=np.nan), "'temperature' must be finite"),
         (with_(temperature=np.inf), "'temperature' must be finite"),
         (with_(mask_temperature=-1.0), "'mask_temperature' must be finite and >= 0"),
-        (with_(top_p=np.nan), "'top_p' is NaN"),
+        (with_(top_p=np.nan), r"'top_p' must be in \[0, 1\]"),
+        (with_(top_p=-0.5), r"'top_p' must be in \[0, 1\]"),
+        (with_(top_p=1.5), r"'top_p' must be in \[0, 1\]"),
         (with_(typical_mass=np.nan), "'typical_mass' is NaN"),
         (with_(sample_cutoff=np.nan), "'sample_cutoff' is NaN"),
         (with_(uniforms=np.zeros((2, 2, 3, 40), np.float32)), "strictly inside"),

@@ -71,7 +71,8 @@ void sample_and_remask_check_values(const SampleDims& d, const SampleParams& p, 
         "input 'temperature' must be finite (<= 0 means argmax), got " + scalar_str(p.temperature));
   check(std::isfinite(p.mask_temperature) && p.mask_temperature >= 0.f, op,
         "input 'mask_temperature' must be finite and >= 0, got " + scalar_str(p.mask_temperature));
-  check(!std::isnan(p.top_p), op, "input 'top_p' is NaN (use <= 0 or >= 1 to turn top-p off)");
+  check(p.top_p >= 0.f && p.top_p <= 1.f, op,
+        "input 'top_p' must be in [0, 1] (0 or 1: off), got " + std::to_string(p.top_p));
   check(!std::isnan(p.typical_mass), op, "input 'typical_mass' is NaN (use <= 0 to turn typical filtering off)");
   check(!std::isnan(p.sample_cutoff), op, "input 'sample_cutoff' is NaN");
   const int64_t n_codes = d.batch * d.codebooks * d.time;
