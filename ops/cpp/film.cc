@@ -30,7 +30,7 @@ VAMPNET_CPU_DISPATCH void film_row(const float* x, const float* gamma, const flo
 void film(const float* x, const float* gamma, const float* beta, float* y, const FiLMDims& d,
           const Parallel& par) {
   const int64_t rows = d.batch * d.time;
-  const int64_t rows_per_block = std::max<int64_t>(1, 16384 / d.dim);
+  const int64_t rows_per_block = std::max<int64_t>(1, 65536 / d.dim);
   parallel_blocks(par, rows, rows_per_block, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = d.broadcast_cond ? 0 : r / d.time;
