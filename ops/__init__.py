@@ -10,7 +10,7 @@ from ._model import function_protos, make_model, opset_imports, single_op_model,
 from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 from .codebook_embedding import CodebookEmbedding
 from .film import FiLM
-from .philox_uniform import PhiloxUniform
+from .philox_uniform import PhiloxRound, PhiloxUniform
 from .relative_position_attention import RelativePositionAttention
 from .rms_norm import RMSNorm
 from .sample_and_remask import SampleAndRemask
@@ -18,9 +18,12 @@ from .snake import Snake
 
 # Every reference function; keep in step with ops/cpp/op_list.h.
 ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, RelativePositionAttention, PhiloxUniform, SampleAndRemask, Snake]
+# Functions that reference functions call (no native kernel of their own; carried along when a caller is used).
+HELPER_FUNCTIONS = [PhiloxRound]
 
 __all__ = [
     "ALL_FUNCTIONS",
+    "HELPER_FUNCTIONS",
     "DOMAIN",
     "DOMAIN_VERSION",
     "IR_VERSION",

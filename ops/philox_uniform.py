@@ -21,6 +21,22 @@ _FLOAT = 1  # TensorProto.FLOAT
 
 
 @script(vampnet, default_opset=op)
+def PhiloxRound(c0: UINT64, c1: UINT64, c2: UINT64, c3: UINT64, k0: UINT64, k1: UINT64):
+    """One Philox4x32 round on 32-bit words held in uint64 tensors, then the key bump (the last bump is unused)."""
+    low32 = op.Cast(op.Constant(value_int=4294967295), to=_UINT64)
+    shift32 = op.Cast(op.Constant(value_int=32), to=_UINT64)
+    p0 = op.Cast(op.Constant(value_int=3528531795), to=_UINT64) * c0  # M0 = 0xD2511F53
+    p1 = op.Cast(op.Constant(value_int=3449720151), to=_UINT64) * c2  # M1 = 0xCD9E8D57
+    n0 = op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0)
+    n1 = op.BitwiseAnd(p1, low32)
+    n2 = op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1)
+    n3 = op.BitwiseAnd(p0, low32)
+    nk0 = op.BitwiseAnd(k0 + op.Cast(op.Constant(value_int=2654435769), to=_UINT64), low32)  # W0 = 0x9E3779B9
+    nk1 = op.BitwiseAnd(k1 + op.Cast(op.Constant(value_int=3144134277), to=_UINT64), low32)  # W1 = 0xBB67AE85
+    return n0, n1, n2, n3, nk0, nk1
+
+
+@script(vampnet, default_opset=op)
 def PhiloxUniform(seed: INT64, step: INT64, shape: INT64) -> FLOAT:
     """Uniforms [2, B, P, T] (index 0: sampling draw, index 1: Gumbel noise of the re-mask)."""
     zero = op.Constant(value_ints=[0])
@@ -48,122 +64,20 @@ def PhiloxUniform(seed: INT64, step: INT64, shape: INT64) -> FLOAT:
     c2 = op.Expand(op.Cast(step, to=_UINT64), out_shape)
     purpose = op.Cast(op.Constant(value_ints=[0, 1]), to=_UINT64)
     c3 = op.Expand(op.Reshape(purpose, op.Constant(value_ints=[2, 1, 1, 1])), out_shape)
-    m0 = op.Cast(op.Constant(value_int=3528531795), to=_UINT64)  # 0xD2511F53
-    m1 = op.Cast(op.Constant(value_int=3449720151), to=_UINT64)  # 0xCD9E8D57
-    w0 = op.Cast(op.Constant(value_int=2654435769), to=_UINT64)  # 0x9E3779B9
-    w1 = op.Cast(op.Constant(value_int=3144134277), to=_UINT64)  # 0xBB67AE85
-    # Ten rounds, unrolled (an ONNX Loop would add per-iteration overhead for nothing).
-    # round 1
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 2
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 3
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 4
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 5
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 6
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 7
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 8
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 9
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
-    k0 = op.BitwiseAnd(k0 + w0, low32)
-    k1 = op.BitwiseAnd(k1 + w1, low32)
-    # round 10
-    p0 = m0 * c0
-    p1 = m1 * c2
-    c0, c1, c2, c3 = (
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p1, shift32, direction="RIGHT"), c1), k0),
-        op.BitwiseAnd(p1, low32),
-        op.BitwiseXor(op.BitwiseXor(op.BitShift(p0, shift32, direction="RIGHT"), c3), k1),
-        op.BitwiseAnd(p0, low32),
-    )
+    # Ten rounds (a Python loop does not compile to unrolled ONNX here: onnxscript would emit a Loop).
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3, k0, k1 = PhiloxRound(c0, c1, c2, c3, k0, k1)
     mantissa = op.Cast(op.BitShift(c0, op.Cast(op.Constant(value_int=9), to=_UINT64), direction="RIGHT"), to=_FLOAT)
     uniforms = (mantissa + op.Constant(value_float=0.5)) * op.Constant(value_float=1.1920928955078125e-07)
     return uniforms
 
 
-__all__ = ["PhiloxUniform", "UINT64"]
+__all__ = ["PhiloxRound", "PhiloxUniform", "UINT64"]
