@@ -14,6 +14,7 @@ CMAKE_BUILD_PARALLEL_LEVEL (build jobs).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,23 +33,32 @@ class CMakeExtension(Extension):
 class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
-        build_dir = Path(self.build_temp).resolve() / "cmake"
+        sanitize = os.environ.get("VAMPNET_SANITIZE", "") not in ("", "0")
+        # One CMake tree per configuration: a cached -DVAMPNET_SANITIZE=ON must never leak into a plain build.
+        build_dir = Path(self.build_temp).resolve() / ("cmake-sanitize" if sanitize else "cmake")
         build_dir.mkdir(parents=True, exist_ok=True)
         import pybind11
 
         args = [
-            f"-DVAMPNET_OUTPUT_DIR={out_dir}",
+            f"-DVAMPNET_OUTPUT_DIR={build_dir / 'out'}",
             f"-DPython3_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
             "-DCMAKE_BUILD_TYPE=Release",
         ]
         if os.environ.get("ONNXRUNTIME_INCLUDE_DIR"):
             args.append(f"-DONNXRUNTIME_INCLUDE_DIR={os.environ['ONNXRUNTIME_INCLUDE_DIR']}")
-        if os.environ.get("VAMPNET_SANITIZE", "") not in ("", "0"):
-            args.append("-DVAMPNET_SANITIZE=ON")
+        args.append(f"-DVAMPNET_SANITIZE={'ON' if sanitize else 'OFF'}")
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
+        # Copy (not link into place): the two configurations share out_dir, and each install must get the
+        # libraries of its own configuration even when its CMake tree was already up to date.
+        out_dir.mkdir(parents=True, exist_ok=True)
+        built = sorted((build_dir / "out").glob("*.so"))
+        if not built:
+            raise RuntimeError(f"CMake produced no libraries in {build_dir / 'out'}")
+        for library in built:
+            shutil.copy2(library, out_dir / library.name)
 
 
 PACKAGE_DIRS = {"vampnet_ort": "vampnet_ort", "vampnet_ort.ops": "ops", "vampnet_ort.export": "export"}
