@@ -74,16 +74,8 @@ struct CodebookEmbeddingKernel : OrtKernel<CodebookEmbeddingKernel> {
 
 struct CodebookEmbeddingOp : OrtOp<CodebookEmbeddingOp, CodebookEmbeddingKernel> {
   static constexpr const char* kName = kCodebookEmbedding;
-  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
-  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
+  static constexpr std::array kInputTypes{kInt64, kFloat, kFloat};
+  static constexpr std::array kOutputTypes{kFloat};
 };
 }  // namespace
 

@@ -56,14 +56,8 @@ struct FiLMKernel : OrtKernel<FiLMKernel> {
 
 struct FiLMOp : OrtOp<FiLMOp, FiLMKernel> {
   static constexpr const char* kName = kFiLM;
-  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t(3, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
-    return t;
-  }
-  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
+  static constexpr std::array kInputTypes{kFloat, kFloat, kFloat};
+  static constexpr std::array kOutputTypes{kFloat};
 };
 }  // namespace
 

@@ -1,13 +1,14 @@
 // Glue between vampnet kernels and ONNX Runtime's custom-op C++ API.
 //
 // An op declares its inputs/outputs by deriving from vampnet::OrtOp<Op, Kernel> and providing
-//   static constexpr const char* kName;  static const std::vector<ONNXTensorElementDataType>& InputTypes();
-//   static const std::vector<ONNXTensorElementDataType>& OutputTypes();
+//   static constexpr const char* kName;
+//   static constexpr std::array kInputTypes{kFloat, kInt64, ...};  static constexpr std::array kOutputTypes{...};
 // Its Kernel is constructed from (const OrtApi&, const OrtKernelInfo*) (attributes are read and validated
 // there) and implements void Compute(Ort::KernelContext&). Exceptions thrown in either place become an
 // OrtStatus carrying the message, so a bad input is reported by session.run() and never crashes the process.
 #pragma once
 
+#include <array>
 #include <exception>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@
 
 namespace vampnet {
 
+// Element types for the kInputTypes / kOutputTypes lists of an op.
+constexpr ONNXTensorElementDataType kFloat = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+constexpr ONNXTensorElementDataType kInt64 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+
 inline OrtStatusPtr to_status(const std::exception& e) {
   return Ort::GetApi().CreateStatus(ORT_INVALID_ARGUMENT, e.what());
 }
@@ -24,10 +29,10 @@ inline OrtStatusPtr to_status(const std::exception& e) {
 template <typename Op, typename Kernel>
 struct OrtOp : Ort::CustomOpBase<Op, Kernel, /*WithStatus=*/true> {
   const char* GetName() const { return Op::kName; }
-  size_t GetInputTypeCount() const { return Op::InputTypes().size(); }
-  ONNXTensorElementDataType GetInputType(size_t i) const { return Op::InputTypes().at(i); }
-  size_t GetOutputTypeCount() const { return Op::OutputTypes().size(); }
-  ONNXTensorElementDataType GetOutputType(size_t i) const { return Op::OutputTypes().at(i); }
+  size_t GetInputTypeCount() const { return Op::kInputTypes.size(); }
+  ONNXTensorElementDataType GetInputType(size_t i) const { return Op::kInputTypes.at(i); }
+  size_t GetOutputTypeCount() const { return Op::kOutputTypes.size(); }
+  ONNXTensorElementDataType GetOutputType(size_t i) const { return Op::kOutputTypes.at(i); }
 
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const noexcept {
     try {

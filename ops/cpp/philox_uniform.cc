@@ -92,16 +92,8 @@ struct PhiloxUniformKernel : OrtKernel<PhiloxUniformKernel> {
 
 struct PhiloxUniformOp : OrtOp<PhiloxUniformOp, PhiloxUniformKernel> {
   static constexpr const char* kName = kPhiloxUniform;
-  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64};
-    return t;
-  }
-  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
+  static constexpr std::array kInputTypes{kInt64, kInt64, kInt64};
+  static constexpr std::array kOutputTypes{kFloat};
 };
 }  // namespace
 

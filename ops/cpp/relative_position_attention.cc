@@ -493,15 +493,8 @@ struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKern
 
 struct RelativePositionAttentionOp : OrtOp<RelativePositionAttentionOp, RelativePositionAttentionKernel> {
   static constexpr const char* kName = kRelativePositionAttention;
-  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
-  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
+  static constexpr std::array kInputTypes{kFloat, kFloat};
+  static constexpr std::array kOutputTypes{kFloat};
 };
 
 }  // namespace

@@ -61,15 +61,8 @@ struct RMSNormKernel : OrtKernel<RMSNormKernel> {
 
 struct RMSNormOp : OrtOp<RMSNormOp, RMSNormKernel> {
   static constexpr const char* kName = kRMSNorm;
-  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
-  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
+  static constexpr std::array kInputTypes{kFloat, kFloat};
+  static constexpr std::array kOutputTypes{kFloat};
 };
 }  // namespace
 

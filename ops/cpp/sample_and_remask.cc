@@ -714,17 +714,9 @@ struct SampleAndRemaskKernel : OrtKernel<SampleAndRemaskKernel> {
 
 struct SampleAndRemaskOp : OrtOp<SampleAndRemaskOp, SampleAndRemaskKernel> {
   static constexpr const char* kName = kSampleAndRemask;
-  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
-    constexpr auto F = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-    constexpr auto I = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-    static const std::vector<ONNXTensorElementDataType> t{F, I, I, I, I, I, F, F, F, F, I, F, I, F};
-    return t;
-  }
-  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64};
-    return t;
-  }
+  static constexpr std::array kInputTypes{kFloat, kInt64, kInt64, kInt64, kInt64, kInt64, kFloat,
+                                          kFloat, kFloat, kFloat, kInt64, kFloat, kInt64, kFloat};
+  static constexpr std::array kOutputTypes{kInt64, kInt64};
 };
 
 }  // namespace

@@ -89,15 +89,8 @@ struct SnakeKernel : OrtKernel<SnakeKernel> {
 
 struct SnakeOp : OrtOp<SnakeOp, SnakeKernel> {
   static constexpr const char* kName = kSnake;
-  static const std::vector<ONNXTensorElementDataType>& InputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
-  static const std::vector<ONNXTensorElementDataType>& OutputTypes() {
-    static const std::vector<ONNXTensorElementDataType> t{ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-    return t;
-  }
+  static constexpr std::array kInputTypes{kFloat, kFloat};
+  static constexpr std::array kOutputTypes{kFloat};
 };
 }  // namespace
 
