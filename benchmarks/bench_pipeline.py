@@ -103,9 +103,8 @@ def main() -> int:
     t = time.perf_counter()
     codes = pipe.encode(prepared.samples)
     rows.append(("encode", time.perf_counter() - t, peak_rss_mb()))
-    rng = np.random.default_rng(0)
-    mask = pipe.build_mask(codes, opts.mask, rng)
     seed = 0
+    mask = pipe.build_mask(codes, opts.mask, seed)
     t = time.perf_counter()
     coarse_codes, _ = pipe.coarse_stage(codes, mask, seed, opts.coarse)
     rows.append((f"coarse ({args.steps} steps)", time.perf_counter() - t, peak_rss_mb()))

@@ -14,6 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
+from vampnet_ort import codec as codec_chunking
+from vampnet_ort.codec_geometry import CodecConfig
 from vampnet_ort.fileio import file_sha256
 from vampnet_ort.version import __version__
 
@@ -131,7 +133,9 @@ def export_bundle(
             "mask_token": int(codec_ckpt.kwargs["codebook_size"]),
             "coarse": entries["coarse"],
             "c2f": entries.get("c2f"),
-            "codec": {"config": codec_ckpt.kwargs, "source_sha256": codec_ckpt.sha256},
+            "codec": {"config": codec_ckpt.kwargs, "source_sha256": codec_ckpt.sha256,
+                      # the chunk/seam numbers of vampnet_ort.codec, for implementations without the layer tree
+                      "geometry": codec_chunking.geometry(CodecConfig.from_kwargs(codec_ckpt.kwargs))},
             "files": {
                 p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                 for p in sorted(tmp.iterdir())

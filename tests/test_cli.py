@@ -80,6 +80,18 @@ def test_vamp_variations(bundle: Path, clip: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "v_0.wav", "v_1.wav"]
 
 
+def test_variation_b_equals_run_with_seed_plus_b(bundle: Path, clip: Path, tmp_path: Path) -> None:
+    """Issue 13 #14: `--seed 3 --variations 2` output _1 equals `--seed 4` (the random mask roll included)."""
+    assert run("vamp", clip, tmp_path / "v.wav", "--models", bundle, "--seed", "3", "--variations", "2",
+               "-q").returncode == 0
+    assert run("vamp", clip, tmp_path / "s4.wav", "--models", bundle, "--seed", "4", "-q").returncode == 0
+    assert run("vamp", clip, tmp_path / "s3.wav", "--models", bundle, "--seed", "3", "-q").returncode == 0
+    v1, s4 = sf.read(str(tmp_path / "v_1.wav"))[0], sf.read(str(tmp_path / "s4.wav"))[0]
+    assert np.array_equal(v1, s4)
+    assert np.array_equal(sf.read(str(tmp_path / "v_0.wav"))[0], sf.read(str(tmp_path / "s3.wav"))[0])
+    assert not np.array_equal(v1, sf.read(str(tmp_path / "v_0.wav"))[0])
+
+
 @pytest.mark.parametrize(
     "extra,fragments",
     [

@@ -52,6 +52,10 @@ def test_golden_bundle(tmp_path: Path, golden_codec):
     assert coarse["config"]["n_layers"] == 3 and c2f["config"]["n_layers"] == 2
     assert manifest["codec"]["source_sha256"] == golden_codec.sha256
     assert manifest["codec"]["config"] == golden_codec.kwargs
+    # the chunk/seam numbers other implementations (the web app) chunk the codec with
+    from vampnet_ort import codec as codec_chunking
+    from vampnet_ort.codec_geometry import CodecConfig
+    assert manifest["codec"]["geometry"] == codec_chunking.geometry(CodecConfig.from_kwargs(golden_codec.kwargs))
     assert set(manifest["files"]) == names - {"vampnet.json"}
     for name, entry in manifest["files"].items():
         data = (out / name).read_bytes()

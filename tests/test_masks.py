@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from op_testing import golden
+from test_philox_uniform import KAT, philox_block
 from vampnet_ort import masks
 
 G = golden("masks.npz")
@@ -42,18 +43,47 @@ def test_time_stretch_mask_matches_upstream(factor: int) -> None:
 
 def test_random_roll_rolls_each_item_and_is_seeded() -> None:
     shape = (3, 4, 50)
-    a = masks.periodic_mask(shape, 7, 1, random_roll=True, rng=np.random.default_rng(5))
-    b = masks.periodic_mask(shape, 7, 1, random_roll=True, rng=np.random.default_rng(5))
+    a = masks.periodic_mask(shape, 7, 1, random_roll=True, rng=masks.MaskRng(5))
+    b = masks.periodic_mask(shape, 7, 1, random_roll=True, rng=masks.MaskRng(5))
     np.testing.assert_array_equal(a, b)
     base = masks.periodic_mask(shape, 7, 1)[0]
-    for item in a:  # every item is the unrolled pattern rolled by some offset in [0, 7)
-        assert any(np.array_equal(item, np.roll(base, k, axis=-1)) for k in range(7))
+    for b_index, item in enumerate(a):  # item b: the unrolled pattern rolled by its Philox word mod 7
+        word = philox_block((0, 0, 0, masks.PURPOSE_ROLL), _key(5 + b_index))[0]
+        np.testing.assert_array_equal(item, np.roll(base, word % 7, axis=-1))
     with pytest.raises(masks.MaskError):
         masks.periodic_mask(shape, 7, 1, random_roll=True)
+    with pytest.raises(masks.MaskError, match="MaskRng"):
+        masks.periodic_mask(shape, 7, 1, random_roll=True, rng=np.random.default_rng(0))  # type: ignore[arg-type]
+
+
+def _key(seed: int) -> tuple[int, int]:
+    bits = seed & 0xFFFFFFFFFFFFFFFF
+    return bits & 0xFFFFFFFF, bits >> 32
+
+
+def test_mask_rng_matches_plain_python_philox_and_keys_items_by_seed_plus_b() -> None:
+    """MaskRng == the independent pure-Python Philox4x32-10 of test_philox_uniform (checked there against the
+    Random123 known answers), with the documented counter (t, c, pass, purpose) and key seed + b."""
+    for seed, pass_index in [(0, 0), (-1, 2), (2**63 - 1, 1), (123456789012, 0)]:
+        rng = masks.MaskRng(seed, pass_index)
+        u = rng.uniform(masks.PURPOSE_DROPOUT, (3, 2, 5))
+        for b in range(3):
+            for c in range(2):
+                for t in range(5):
+                    word = philox_block((t, c, pass_index, masks.PURPOSE_DROPOUT), _key(seed + b))[0]
+                    assert u[b, c, t] == ((word >> 9) + 0.5) / 2.0**23
+        # item b of a batch == item 0 of a batch seeded seed + b (wrap-around at 2^63 included)
+        alone = masks.MaskRng((seed + 2 + 2**63) % 2**64 - 2**63, pass_index).uniform(masks.PURPOSE_DROPOUT, (1, 2, 5))
+        np.testing.assert_array_equal(u[2:3], alone)
+    for counter, key, expected in KAT:
+        got = masks.philox4x32_10([np.uint64(v) for v in counter], [np.uint64(v) for v in key])
+        assert tuple(int(w) for w in got) == expected
+    with pytest.raises(masks.MaskError, match="seed"):
+        masks.MaskRng(2**63)
 
 
 def test_random_mask_intensity() -> None:
-    rng = np.random.default_rng(0)
+    rng = masks.MaskRng(0)
     m = masks.random_mask((2, 14, 2000), 0.3, rng)
     assert set(np.unique(m)) <= {0, 1}
     assert abs(m.mean() - 0.3) < 0.01
@@ -64,7 +94,7 @@ def test_random_mask_intensity() -> None:
 
 
 def test_dropout_only_turns_kept_into_regenerated() -> None:
-    rng = np.random.default_rng(1)
+    rng = masks.MaskRng(1)
     base = masks.periodic_mask((1, 4, 4000), 2, 1)  # half kept
     out = masks.dropout(base, 0.25, rng)
     assert (out >= base).all()
@@ -133,7 +163,7 @@ def test_beat_tracking_on_click_track() -> None:
 
 
 def test_build_mask_follows_app_recipe() -> None:
-    rng = np.random.default_rng(0)
+    rng = masks.MaskRng(0)
     opts = masks.MaskOptions(prefix_s=0.1, suffix_s=0.1, periodic_period=5, periodic_random_roll=False,
                              upper_codebook_mask=3)
     m = masks.build_mask(opts, (1, 14, 60), rng)
@@ -149,7 +179,7 @@ def test_build_mask_follows_app_recipe() -> None:
 
 
 def test_build_mask_with_onsets_and_beats_adds_kept_regions() -> None:
-    rng = np.random.default_rng(0)
+    rng = masks.MaskRng(0)
     shape = (1, 14, 100)
     opts = masks.MaskOptions(periodic_period=0, onset_width=2, beat_width_ms=30.0, upper_codebook_mask=3)
     beats = (np.array([0.5, 1.0]), np.array([0.5]))

@@ -84,14 +84,28 @@ def test_seed_reproduces_and_variations_equal_single_runs(pipe: Pipeline) -> Non
     again = pipe.vamp_samples(x, 11025, opts)
     np.testing.assert_array_equal(batch.codes_out, again.codes_out)
     np.testing.assert_array_equal(batch.audio, again.audio)
-    single = pipe.vamp_samples(x, 11025, VampOptions(seed=3, variations=1))
-    np.testing.assert_array_equal(batch.mask, single.mask)
-    np.testing.assert_array_equal(batch.codes_out[:1], single.codes_out)
-    ref_mask = single.mask
-    for i in range(3):  # item i of the batch == a single run seeded 3 + i with the same mask
-        alone = pipe.generate(batch.codes_in, ref_mask, VampOptions(seed=3 + i))[0]
-        np.testing.assert_array_equal(batch.codes_out[i: i + 1], alone)
+    assert batch.mask.shape[0] == 3
+    for i in range(3):  # item i of the batch == a single run seeded 3 + i, in everything (mask randomness too)
+        alone = pipe.vamp_samples(x, 11025, VampOptions(seed=3 + i))
+        np.testing.assert_array_equal(batch.mask[i: i + 1], alone.mask)
+        np.testing.assert_array_equal(batch.codes_out[i: i + 1], alone.codes_out)
+        np.testing.assert_array_equal(batch.audio[i: i + 1], alone.audio)
     assert len({batch.codes_out[i].tobytes() for i in range(3)}) == 3
+    # the default mask is random (periodic roll): the items' masks differ, so the test above is not vacuous
+    assert len({batch.mask[i].tobytes() for i in range(3)}) > 1
+
+
+def test_variation_equals_single_run_with_every_random_mask_option(pipe: Pipeline) -> None:
+    """Issue 13 #14: every random mask ingredient (intensity, roll, dropout) and feedback passes keyed per item."""
+    x = _clip(0.5)
+    mask = masks.MaskOptions(intensity=0.7, periodic_period=3, periodic_width=1, dropout=0.3)
+    batch = pipe.vamp_samples(x, 11025, VampOptions(seed=-1, variations=2, feedback_steps=2, mask=mask))
+    for i in range(2):
+        alone = pipe.vamp_samples(x, 11025, VampOptions(seed=-1 + i, feedback_steps=2, mask=mask))
+        np.testing.assert_array_equal(batch.mask[i: i + 1], alone.mask)
+        np.testing.assert_array_equal(batch.codes_out[i: i + 1], alone.codes_out)
+        np.testing.assert_array_equal(batch.audio[i: i + 1], alone.audio)
+    assert not np.array_equal(batch.mask[0], batch.mask[1])
 
 
 def test_time_stretch_and_feedback(pipe: Pipeline) -> None:

@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 import onnxruntime as ort
 
-from .codec_geometry import CodecConfig, decoder_plan, encoder_plan, input_span, output_length
+from .codec_geometry import CodecConfig, chunk_geometry, decoder_plan, encoder_plan, input_span, output_length
 
 DEFAULT_ENCODE_CHUNK_SECONDS = 10.0
 DEFAULT_DECODE_CHUNK_FRAMES = 512
@@ -46,9 +46,46 @@ def num_samples(config: CodecConfig, frames: int) -> int:
     return output_length(decoder_plan(config), frames)
 
 
+def encode_chunk_frames(config: CodecConfig, chunk_seconds: float = DEFAULT_ENCODE_CHUNK_SECONDS) -> int:
+    """Frames per encoder chunk (context excluded) for `chunk_seconds` of audio."""
+    return max(1, int(round(chunk_seconds * config.sample_rate / config.hop_length)))
+
+
+def geometry(config: CodecConfig) -> dict[str, int]:
+    """``codec_geometry.chunk_geometry`` plus the default chunk sizes of ``encode`` / ``decode``: everything another
+    implementation needs to chunk exactly as this module does (vampnet.json ``codec.geometry``; docs/PIPELINE.md)."""
+    return {**chunk_geometry(config), "encode_chunk_frames": encode_chunk_frames(config),
+            "decode_chunk_frames": DEFAULT_DECODE_CHUNK_FRAMES}
+
+
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
     for start in range(0, total, size):
         yield start, min(total, start + size)
+
+
+def encode_chunks(config: CodecConfig, n: int, chunk: int) -> list[tuple[int, int, int, int]]:
+    """The chunked encode of `n` samples: (f0, f1, start, stop) per chunk, frames [f0, f1) kept from the codes of
+    audio[start:stop] (start, stop multiples of hop_length, clamped to the signal)."""
+    hop, plan = config.hop_length, encoder_plan(config)
+    chunks = []
+    for f0, f1 in _chunks(num_frames(config, n), chunk):
+        lo, hi = input_span(plan, f0, f1 - 1)
+        chunks.append((f0, f1, max(0, lo) // hop * hop, min(n, -(-(hi + 1) // hop) * hop)))
+    return chunks
+
+
+def decode_chunks(config: CodecConfig, total: int, chunk: int) -> list[tuple[int, int, int, int, int, int]]:
+    """The chunked decode of `total` frames: (f0, f1, g0, g1, s0, s1) per chunk, output samples [s0, s1) kept from
+    the decode of frames [g0, g1) (the chunk [f0, f1) with its context)."""
+    plan, hop = decoder_plan(config), config.decoder_hop
+    out_total = output_length(plan, total)
+    chunks = []
+    for f0, f1 in _chunks(total, chunk):
+        s0 = f0 * hop
+        s1 = out_total if f1 == total else f1 * hop
+        lo, hi = input_span(plan, s0, s1 - 1)
+        chunks.append((f0, f1, max(0, lo), min(total, hi + 1), s0, s1))
+    return chunks
 
 
 def _as_audio(audio: np.ndarray) -> np.ndarray:
@@ -83,13 +120,8 @@ def encode(session: ort.InferenceSession, audio: np.ndarray,
         return session.run(["codes"], {"audio": audio})[0]
     if not chunk_seconds > 0:
         raise CodecInputError(f"chunk_seconds must be > 0, got {chunk_seconds}")
-    chunk = max(1, int(round(chunk_seconds * config.sample_rate / hop)))
-    plan = encoder_plan(config)
     parts = []
-    for f0, f1 in _chunks(total, chunk):
-        lo, hi = input_span(plan, f0, f1 - 1)
-        start = max(0, lo) // hop * hop
-        stop = min(n, -(-(hi + 1) // hop) * hop)
+    for f0, f1, start, stop in encode_chunks(config, n, encode_chunk_frames(config, chunk_seconds)):
         codes = session.run(["codes"], {"audio": audio[:, :, start:stop]})[0]
         offset = start // hop
         if codes.shape[2] < f1 - offset:  # cannot happen with upstream arithmetic; guards the seam logic
@@ -132,15 +164,9 @@ def decode(session: ort.InferenceSession, codes: np.ndarray,
         return session.run(["audio"], {"codes": codes})[0]
     if int(chunk_frames) < 1:
         raise CodecInputError(f"chunk_frames must be >= 1, got {chunk_frames}")
-    plan = decoder_plan(config)
     hop = config.decoder_hop
-    out_total = output_length(plan, total)
     parts = []
-    for f0, f1 in _chunks(total, int(chunk_frames)):
-        s0 = f0 * hop
-        s1 = out_total if f1 == total else f1 * hop
-        lo, hi = input_span(plan, s0, s1 - 1)
-        g0, g1 = max(0, lo), min(total, hi + 1)
+    for f0, f1, g0, g1, s0, s1 in decode_chunks(config, total, int(chunk_frames)):
         audio = session.run(["audio"], {"codes": codes[:, :, g0:g1]})[0]
         offset = g0 * hop
         if audio.shape[2] < s1 - offset:  # cannot happen with upstream arithmetic; guards the seam logic

@@ -291,3 +291,52 @@ def iter_layers(layer: Layer) -> Sequence[Layer]:
     if isinstance(layer, Mean):
         return [leaf for b in layer.branches for leaf in iter_layers(b)]
     return [layer]
+
+
+# ---- the chunking geometry as numbers (vampnet.json "codec.geometry", used by the web app) ---------------------------
+
+
+class GeometryError(CodecConfigError):
+    """A codec whose lengths or receptive fields are not affine in the frame index (not a LAC-like codec)."""
+
+
+def chunk_geometry(config: CodecConfig, probe_frames: int = 48) -> dict[str, int]:
+    """The numbers ``vampnet_ort.codec``'s chunked encode/decode derive from the layer tree, as constants.
+
+    For this conv arithmetic every length and receptive field is affine in the frame index, so (hop = hop_length,
+    dhop = decoder_hop, for every frame count T >= 1 and frame indices f0 < f1):
+
+    - ``num_frames(N) = ceil(N / hop) + encoder_frames_offset``
+    - encoder ``input_span(f0, f1 - 1) = (f0 * hop - encoder_left, (f1 - 1) * hop + encoder_right)``
+    - ``num_samples(T) = T * dhop + decoder_samples_offset``
+    - decoder ``input_span(f0 * dhop, f1 * dhop - 1) = (f0 - decoder_left, f1 - 1 + decoder_right)`` and, for the
+      last chunk, ``input_span(f0 * dhop, num_samples(T) - 1) = (f0 - decoder_left, T - 1 + decoder_right_end)``.
+
+    The affinity is checked here on `probe_frames` frame indices; a codec where it fails raises GeometryError.
+    """
+    enc, dec = encoder_plan(config), decoder_plan(config)
+    hop, dhop = config.hop_length, config.decoder_hop
+    geometry = {
+        "hop_length": hop,
+        "decoder_hop": dhop,
+        "encoder_frames_offset": output_length(enc, hop) - 1,
+        "encoder_left": -input_span(enc, 0, 0)[0],
+        "encoder_right": input_span(enc, 0, 0)[1],
+        "decoder_samples_offset": output_length(dec, 1) - dhop,
+        "decoder_left": -input_span(dec, 0, dhop - 1)[0],
+        "decoder_right": input_span(dec, 0, dhop - 1)[1],
+        "decoder_right_end": input_span(dec, 0, output_length(dec, 1) - 1)[1],
+    }
+    g = geometry
+    for f in range(probe_frames):
+        checks = [
+            (output_length(enc, (f + 1) * hop), f + 1 + g["encoder_frames_offset"]),
+            (input_span(enc, f, f + 1), (f * hop - g["encoder_left"], (f + 1) * hop + g["encoder_right"])),
+            (output_length(dec, f + 1), (f + 1) * dhop + g["decoder_samples_offset"]),
+            (input_span(dec, f * dhop, (f + 2) * dhop - 1), (f - g["decoder_left"], f + 1 + g["decoder_right"])),
+            (input_span(dec, f * dhop, output_length(dec, f + 2) - 1)[1], f + 1 + g["decoder_right_end"]),
+        ]
+        for got, expected in checks:
+            if got != expected:
+                raise GeometryError(f"codec geometry is not affine at frame {f}: {got} != {expected}")
+    return geometry

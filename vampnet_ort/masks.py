@@ -1,8 +1,12 @@
 """Mask builders of the vamp pipeline (numpy only; librosa is imported lazily for onset/beat masks).
 
 A mask is an int64 array [B, C, T] (batch, codebooks, frames) with 1 = regenerate, 0 = keep. The deterministic
-builders reproduce upstream ``vampnet/mask.py`` exactly (checked against ``golden/masks.npz``); the random ones take
-a ``numpy.random.Generator`` so a seed reproduces them (upstream's torch RNG stream is not reproduced).
+builders reproduce upstream ``vampnet/mask.py`` exactly (checked against ``golden/masks.npz``). The random ones
+(random intensity, periodic roll, dropout) draw from a counter-based generator, ``MaskRng``: Philox4x32-10 keyed by
+(seed + batch item) with a counter of (frame, codebook, pass, purpose), the same family and keying as the decode
+graphs' ``PhiloxUniform``. So item b of a batch seeded s draws exactly what a single run seeded s + b draws, and
+any other implementation (the web app's JS port) reproduces the masks bit for bit from the contract in
+docs/PIPELINE.md ("Mask random numbers"). Upstream's torch RNG stream is not reproduced.
 """
 
 from __future__ import annotations
@@ -19,6 +23,71 @@ ShapeLike = Union[Sequence[int], np.ndarray]
 
 class MaskError(ValueError):
     """An impossible mask option (negative width, probability outside [0, 1], ...)."""
+
+
+# ---- counter-based random numbers (docs/PIPELINE.md, "Mask random numbers") ---------------------------------------
+
+PHILOX_M0, PHILOX_M1 = 0xD2511F53, 0xCD9E8D57
+PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
+_U32 = np.uint64(0xFFFFFFFF)
+
+# Counter word 3 of each kind of draw. The decode graphs use 0 and 1 there, so mask draws never share a block
+# with a decode draw, even for equal keys.
+PURPOSE_INTENSITY = 0x4D534B01  # random_mask: one uniform per (item, codebook, frame)
+PURPOSE_ROLL = 0x4D534B02  # periodic_mask random roll: one word per item
+PURPOSE_DROPOUT = 0x4D534B03  # dropout: one uniform per (item, codebook, frame)
+
+
+def philox4x32_10(counter: Sequence[np.ndarray], key: Sequence[np.ndarray]) -> Tuple[np.ndarray, ...]:
+    """Philox4x32-10 on uint64 arrays holding 32-bit words (broadcasting); returns the four output words."""
+    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) & _U32 for c in counter)
+    k0, k1 = (np.asarray(k, dtype=np.uint64) & _U32 for k in key)
+    m0, m1, w0, w1 = (np.uint64(v) for v in (PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1))
+    shift = np.uint64(32)
+    for _ in range(10):
+        p0, p1 = m0 * c0, m1 * c2  # 32 x 32 bits: exact in 64 bits
+        c0, c1, c2, c3 = (p1 >> shift) ^ c1 ^ k0, p1 & _U32, (p0 >> shift) ^ c3 ^ k1, p0 & _U32
+        k0, k1 = (k0 + w0) & _U32, (k1 + w1) & _U32
+    return c0, c1, c2, c3
+
+
+@dataclass(frozen=True)
+class MaskRng:
+    """The mask builders' random numbers for one pass of a run seeded `seed` (docs/PIPELINE.md).
+
+    Batch item b uses the 64-bit key seed + b (two's-complement wrap-around): key words (low 32 bits, high 32
+    bits). Nothing depends on the batch size, on the other items or on the order of the calls."""
+
+    seed: int
+    pass_index: int = 0
+
+    def __post_init__(self) -> None:
+        if not -(2**63) <= int(self.seed) < 2**63:
+            raise MaskError(f"seed must fit in a signed 64-bit integer, got {self.seed}")
+        if not 0 <= int(self.pass_index) < 2**32:
+            raise MaskError(f"pass index must be in [0, 2^32), got {self.pass_index}")
+
+    def _keys(self, batch: int) -> Tuple[np.ndarray, np.ndarray]:
+        bits = np.array([(int(self.seed) + b) & 0xFFFFFFFFFFFFFFFF for b in range(batch)], dtype=np.uint64)
+        return bits & _U32, bits >> np.uint64(32)
+
+    def words(self, purpose: int, shape: ShapeLike) -> np.ndarray:
+        """Output word 0 of the block with counter (t, c, pass, purpose), key of item b: uint64 [B, C, T]."""
+        batch, codebooks, frames = _shape(shape)
+        k0, k1 = self._keys(batch)
+        t = np.arange(frames, dtype=np.uint64)[None, None, :]
+        c = np.arange(codebooks, dtype=np.uint64)[None, :, None]
+        word = philox4x32_10((t, c, np.uint64(self.pass_index), np.uint64(purpose)),
+                             (k0[:, None, None], k1[:, None, None]))[0]
+        return np.broadcast_to(word, (batch, codebooks, frames))
+
+    def uniform(self, purpose: int, shape: ShapeLike) -> np.ndarray:
+        """u = ((word >> 9) + 0.5) * 2^-23 per (b, c, t): float64 [B, C, T], exact in float32, in (0, 1)."""
+        return ((self.words(purpose, shape) >> np.uint64(9)).astype(np.float64) + 0.5) * 2.0**-23
+
+    def offsets(self, purpose: int, batch: int, modulus: int) -> np.ndarray:
+        """One integer in [0, modulus) per item: word (counter (0, 0, pass, purpose)) mod modulus, int64 [B]."""
+        return (self.words(purpose, (batch, 1, 1))[:, 0, 0] % np.uint64(modulus)).astype(np.int64)
 
 
 def _shape(template: ShapeLike) -> Shape:
@@ -54,10 +123,21 @@ def empty_mask(template: ShapeLike) -> np.ndarray:
     return np.zeros(_shape(template), dtype=np.int64)
 
 
-def random_mask(template: ShapeLike, intensity: float, rng: np.random.Generator) -> np.ndarray:
-    """Each position is 1 with probability `intensity` (upstream ``linear_random`` / the app's mask intensity)."""
+def _check_rng(rng: object, what: str) -> "MaskRng":
+    if not isinstance(rng, MaskRng):
+        raise MaskError(f"{what} needs a masks.MaskRng (counter-based random numbers), got {type(rng).__name__}")
+    return rng
+
+
+def random_mask(template: ShapeLike, intensity: float, rng: MaskRng) -> np.ndarray:
+    """Each position is 1 with probability `intensity` (upstream ``linear_random`` / the app's mask intensity):
+    1 where u(PURPOSE_INTENSITY) < intensity."""
     p = _check_probability(intensity, "mask intensity")
-    return (rng.random(_shape(template)) < p).astype(np.int64)
+    rng = _check_rng(rng, "random_mask")
+    shape = _shape(template)
+    if p in (0.0, 1.0):  # every u lies strictly inside (0, 1): the draws cannot change the result
+        return np.full(shape, int(p), dtype=np.int64)
+    return (rng.uniform(PURPOSE_INTENSITY, shape) < p).astype(np.int64)
 
 
 def inpaint(template: ShapeLike, n_prefix: int, n_suffix: int) -> np.ndarray:
@@ -77,13 +157,13 @@ def periodic_mask(
     period: int,
     width: int = 1,
     random_roll: bool = False,
-    rng: Optional[np.random.Generator] = None,
+    rng: Optional[MaskRng] = None,
 ) -> np.ndarray:
     """Keep every `period`-th frame (frames ``j % period == 0``) and ``width // 2`` frames on each side of it.
 
     As upstream: an even width keeps ``width + 1`` frames; period 0 keeps nothing (all ones), period 1 keeps
     everything. With `random_roll`, each batch item's pattern is rolled right by an offset drawn from
-    ``[0, period)`` (needs `rng`).
+    ``[0, period)``: the item's PURPOSE_ROLL word mod period (needs `rng`).
     """
     period, width = int(period), int(width)
     if period < 0:
@@ -99,9 +179,10 @@ def periodic_mask(
         mask[:, :, max(0, j - half): min(n_frames - 1, j + half) + 1] = 0
     if random_roll:
         if rng is None:
-            raise MaskError("periodic_mask(random_roll=True) needs a numpy Generator")
+            raise MaskError("periodic_mask(random_roll=True) needs a masks.MaskRng")
+        offsets = _check_rng(rng, "periodic_mask").offsets(PURPOSE_ROLL, mask.shape[0], period)
         for b in range(mask.shape[0]):
-            mask[b] = np.roll(mask[b], int(rng.integers(0, period)), axis=-1)
+            mask[b] = np.roll(mask[b], int(offsets[b]), axis=-1)
     return mask
 
 
@@ -150,13 +231,17 @@ def mask_or(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a | b).astype(np.int64)
 
 
-def dropout(mask: np.ndarray, probability: float, rng: np.random.Generator) -> np.ndarray:
-    """Turn each kept position (0) into a regenerated one (1) with `probability` (upstream ``dropout``)."""
+def dropout(mask: np.ndarray, probability: float, rng: MaskRng) -> np.ndarray:
+    """Turn each kept position (0) into a regenerated one (1) with `probability` (upstream ``dropout``): 1 where
+    the mask is 1 or u(PURPOSE_DROPOUT) < probability."""
     p = _check_probability(probability, "dropout")
     mask = _check_mask(mask)
-    if p == 0.0:
+    rng = _check_rng(rng, "dropout")
+    if p == 0.0 or not (mask == 0).any():
         return mask.copy()
-    return (mask | (rng.random(mask.shape) < p)).astype(np.int64)
+    if p == 1.0:
+        return np.ones_like(mask)
+    return (mask | (rng.uniform(PURPOSE_DROPOUT, mask.shape) < p)).astype(np.int64)
 
 
 def apply_mask(codes: np.ndarray, mask: np.ndarray, mask_token: int) -> np.ndarray:
@@ -315,7 +400,7 @@ class MaskOptions:
 def build_mask(
     options: MaskOptions,
     template: ShapeLike,
-    rng: np.random.Generator,
+    rng: MaskRng,
     *,
     audio: Optional[np.ndarray] = None,
     sample_rate: int = 44100,

@@ -12,7 +12,9 @@ It reproduces what upstream VampNet's app does around the decode (SPEC.md sectio
 6. MASK -> 0, ``codec_decoder.onnx``, restore the input loudness, trim, write.
 
 A batch of N variations runs as one batch (per-item seeds ``seed + i``; item i of a batch equals a single run with
-that seed). Feedback steps re-vamp the previous output with a freshly drawn mask.
+that seed in everything: its mask is drawn from the counter-based ``masks.MaskRng`` keyed by seed + i, its decode
+from PhiloxUniform keyed by the derived chunk seed + i). Feedback steps re-vamp the previous output with a freshly
+drawn mask (pass p uses counter word ``pass = p``).
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ class VampResult:
     sample_rate: int
     codes_in: np.ndarray  # int64 [1, n_codebooks, T] (time-stretched when time_stretch > 1)
     codes_out: np.ndarray  # int64 [variations, n_codebooks, T]
-    mask: np.ndarray  # int64 [1, n_codebooks, T]: the mask of the last pass as the models saw it (1 = regenerated)
+    mask: np.ndarray  # int64 [variations, n_codebooks, T]: the last pass's mask as the models saw it (1 = regenerated)
     input_loudness: float
     demo: bool
     frame_rate: float  # codec frames per second
@@ -240,7 +242,7 @@ class Pipeline:
     def coarse_stage(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions,
                      pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
         """Coarse decode of codebooks 0..coarse_C-1 in chunks (item b seeded seed + b); returns (codes, effective
-        coarse mask)."""
+        coarse mask). An item whose chunk mask keeps anything gets the chunk's first and last frames kept too."""
         stage = self.bundle.coarse
         n = stage.n_codebooks
         out = codes.copy()
@@ -250,9 +252,11 @@ class Pipeline:
         for k in _progress(range(n_chunks), total=n_chunks, desc="coarse", enabled=self.progress):
             lo, hi = k * stage.chunk_frames, min(total, (k + 1) * stage.chunk_frames)
             chunk_mask = effective[:, :, lo:hi]  # a view: the forced frames are recorded in `effective`
-            if (chunk_mask == 0).any():
-                chunk_mask[:, :, 0] = 0
-                chunk_mask[:, :, -1] = 0
+            # per item (upstream runs one item, so this is its rule at B = 1): an item's result must not depend
+            # on the other items of the batch (variation b == a single run seeded seed + b)
+            keeps = (chunk_mask == 0).any(axis=(1, 2))
+            chunk_mask[keeps, :, 0] = 0
+            chunk_mask[keeps, :, -1] = 0
             feeds = self._stage_feeds(codes[:, :n, lo:hi], chunk_mask, derive_seed(seed, pass_index, 0, k), opts)
             out[:, :n, lo:hi] = self._run("coarse", feeds)
         return out, effective
@@ -295,10 +299,12 @@ class Pipeline:
         return out, effective
 
     # ---------------------------------------------------------------- whole runs
-    def build_mask(self, codes: np.ndarray, options: masks.MaskOptions, rng: np.random.Generator,
+    def build_mask(self, codes: np.ndarray, options: masks.MaskOptions, seed: int, pass_index: int = 0,
                    audio: Optional[np.ndarray] = None, onsets=None, beats=None) -> np.ndarray:
-        return masks.build_mask(options, codes.shape, rng, audio=audio, sample_rate=self.bundle.sample_rate,
-                                hop_length=self.bundle.hop_length, onsets=onsets, beats=beats)
+        """The mask for codes [B, C, T] of pass `pass_index` of a run seeded `seed` (item b keyed seed + b)."""
+        return masks.build_mask(options, codes.shape, masks.MaskRng(int(seed), int(pass_index)), audio=audio,
+                                sample_rate=self.bundle.sample_rate, hop_length=self.bundle.hop_length,
+                                onsets=onsets, beats=beats)
 
     def vamp_samples(self, samples: np.ndarray, sample_rate: int, options: Optional[VampOptions] = None) -> VampResult:
         """Vamp audio [channels, frames] (or [frames]) at `sample_rate`."""
@@ -311,7 +317,7 @@ class Pipeline:
         b = self.bundle
         prepared = audio_io.prepare(x, int(sample_rate), b.sample_rate, b.hop_length)
         codes = self.encode(prepared.samples)
-        rng = np.random.default_rng(np.random.SeedSequence(int(options.seed) & _MASK64))
+        seed = int(options.seed)
 
         factor = int(options.time_stretch)
         need_audio = options.mask.onset_width > 0 or options.mask.beat_width_ms > 0
@@ -322,24 +328,25 @@ class Pipeline:
         if options.mask.beat_width_ms > 0:
             beats = masks.beat_times(analysis_audio, b.sample_rate, b.hop_length)  # type: ignore[arg-type]
 
-        mask = self.build_mask(codes, options.mask, rng, onsets=onsets, beats=beats)
+        batch = np.repeat(codes, int(options.variations), axis=0)  # item b: seed + b, masks included
+        mask = self.build_mask(batch, options.mask, seed, 0, onsets=onsets, beats=beats)
         if factor > 1:
-            codes, mask = masks.stretch(codes, mask, factor)
+            batch, mask = masks.stretch(batch, mask, factor)
+            codes = batch[:1]
             onsets = None if onsets is None else onsets * factor
             beats = None if beats is None else (beats[0] * factor, beats[1] * factor)
 
-        current = np.repeat(codes, int(options.variations), axis=0)
+        current = batch
         effective = mask
         for pass_index in range(int(options.feedback_steps)):
             if pass_index > 0:
-                mask = self.build_mask(codes, options.mask, rng, onsets=onsets, beats=beats)
-            batch_mask = np.repeat(mask, current.shape[0], axis=0)
-            current, effective = self.generate(current, batch_mask, options, pass_index)
+                mask = self.build_mask(batch, options.mask, seed, pass_index, onsets=onsets, beats=beats)
+            current, effective = self.generate(current, mask, options, pass_index)
         decoded = self._decode_batch(current)
         length = prepared.length * factor
         outputs = np.stack([audio_io.finish(d, b.sample_rate, length, prepared.input_loudness) for d in decoded])
         return VampResult(audio=outputs, sample_rate=b.sample_rate, codes_in=codes, codes_out=current,
-                          mask=effective[:1], input_loudness=prepared.input_loudness, demo=b.demo,
+                          mask=effective, input_loudness=prepared.input_loudness, demo=b.demo,
                           frame_rate=b.sample_rate / b.hop_length)
 
     def _decode_batch(self, codes: np.ndarray) -> np.ndarray:
