@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +32,7 @@ from .pipeline import Pipeline, SamplingOptions, VampOptions
 N_OUTPUTS = 2  # upstream's app makes two variations per click
 PREVIEW_SECONDS = 10.0
 EXAMPLE_SECONDS = 5.0
+JOB_FILES_MAX_AGE_S = 3600.0
 DEMO_WARNING = ("**Demo bundle**: tiny models with random weights, the output is **not music**. Start the app with "
                 "`--models DIR` (a bundle from `vampnet-ort export`) for music.")
 
@@ -119,20 +122,23 @@ def pitch_shift(samples: np.ndarray, sample_rate: int, semitones: int) -> np.nda
 
 
 def draw_mask(mask: np.ndarray, frame_rate: float, title: str, path: Path) -> Path:
-    """PNG of a mask [codebooks, frames] (white = regenerated, black = kept)."""
-    from .pipeline import _matplotlib
-
-    plt = _matplotlib()
-    fig, ax = plt.subplots(figsize=(8, 2.4), constrained_layout=True)
+    """PNG of a mask [codebooks, frames] (white = regenerated, black = kept). Uses matplotlib's object API, not
+    pyplot's global state: previews are drawn while a vamp runs."""
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise ValueError("the mask image needs matplotlib: pip install 'vampnet-ort[app]'") from None
+    fig = Figure(figsize=(7, 2.8), layout="constrained")
+    ax = fig.subplots()
     n_frames = mask.shape[-1]
     ax.imshow(mask, aspect="auto", origin="lower", interpolation="nearest", cmap="gray", vmin=0, vmax=1,
               extent=(0.0, n_frames / frame_rate, -0.5, mask.shape[0] - 0.5))
     ax.set_title(title, fontsize=9)
-    ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("seconds")
     ax.set_ylabel("codebook")
-    fig.savefig(path, format="png", dpi=80)
-    plt.close(fig)
+    fig.savefig(path, format="png", dpi=100)
     return path
 
 
@@ -159,6 +165,15 @@ class VampApp:
         return self.pipeline.bundle.sample_rate / self.pipeline.bundle.hop_length
 
     def _job_dir(self) -> Path:
+        """A fresh directory for one job's files; those of jobs older than JOB_FILES_MAX_AGE_S go (Gradio has
+        copied what it serves into its own cache by then)."""
+        now = time.time()
+        for old in self.work_dir.iterdir():
+            try:
+                if old.is_dir() and now - old.stat().st_mtime > JOB_FILES_MAX_AGE_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
         path = self.work_dir / uuid.uuid4().hex
         path.mkdir()
         return path
@@ -237,7 +252,7 @@ def build_ui(app: VampApp):
 
     def run_vamp(input_path: Optional[str], values: Tuple[Any, ...], progress: Any) -> Tuple[List[str], str, int]:
         def report(stage: str, done: int, total: int) -> None:
-            progress((done, total), desc=_stage_label(stage), unit="chunks" if stage in ("coarse", "c2f") else "")
+            progress((done, total), desc=_stage_label(stage), unit="chunks" if stage in ("coarse", "c2f") else "outputs" if stage == "decode" else "")
 
         try:
             return app.vamp(input_path, controls_of(values), report)
@@ -275,7 +290,7 @@ def build_ui(app: VampApp):
                     feedback_steps = gr.Slider(1, 8, value=defaults.feedback_steps, step=1,
                                                label="feedback steps (re-vamp the output; slower)")
                 mask_image = gr.Image(label="mask (white = regenerated, black = kept)", type="filepath",
-                                      interactive=False, height=220, elem_id="mask-image")
+                                      interactive=False, height=260, elem_id="mask-image")
                 with gr.Accordion("extras", open=False):
                     random_mask_intensity = gr.Slider(0.0, 1.0, value=defaults.random_mask_intensity, step=0.01,
                                                       label="random mask intensity (< 1 scatters prompts)")
@@ -395,7 +410,10 @@ def serve(models: Optional[str] = None, host: str = "127.0.0.1", port: Optional[
     else:
         pipeline = Pipeline(models, intra_op_threads=threads)
     app = VampApp(pipeline)
-    blocks = build_ui(app)
-    blocks.queue(default_concurrency_limit=1)
-    blocks.launch(server_name=host, server_port=port, share=share, allowed_paths=[str(app.work_dir)],
-                  show_error=True, quiet=False)
+    try:
+        blocks = build_ui(app)
+        blocks.queue(default_concurrency_limit=1)
+        blocks.launch(server_name=host, server_port=port, share=share, allowed_paths=[str(app.work_dir)],
+                      show_error=True, quiet=False)
+    finally:
+        shutil.rmtree(app.work_dir, ignore_errors=True)
