@@ -12,12 +12,13 @@ from vampnet_ort.app import N_OUTPUTS, Controls, options_from_controls, preset_c
 from vampnet_ort.app_presets import PRESETS, apply_preset
 from vampnet_ort.pipeline import VampOptions
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "APP.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "APP.md"
 FIELDS = ("periodic_period", "upper_codebook_mask", "onset_width", "dropout", "beat_width_ms")
 
 
-def _documented() -> dict:
-    text = DOC.read_text()
+def _documented(doc: Path = DOC) -> dict:
+    text = doc.read_text()
     table = text.split("<!-- presets-table -->")[1].split("<!-- /presets-table -->")[0]
     rows = [line.strip().strip("|").split("|") for line in table.strip().splitlines()[2:]]
     return {cells[0].strip(): tuple(float(c) for c in cells[1:]) for cells in rows}
@@ -27,6 +28,7 @@ def test_documented_presets_are_the_presets() -> None:
     documented = _documented()
     assert list(documented) == list(PRESETS)
     assert len(documented) == 8
+    assert _documented(ROOT / "README.md") == documented  # the README's copy of the table
 
 
 @pytest.mark.parametrize("name", list(_documented()))
