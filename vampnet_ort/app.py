@@ -199,8 +199,9 @@ class VampApp:
         options.validate(self.n_codebooks)
         frames = max(1, int(round(PREVIEW_SECONDS * self.frame_rate)))
         rng = np.random.default_rng(np.random.SeedSequence(int(self.pick_seed(controls.seed)) & ((1 << 64) - 1)))
+        bundle = self.pipeline.bundle
         mask = masks.build_mask(options.mask, (1, self.n_codebooks, frames), rng,
-                                sample_rate=self.pipeline.bundle.sample_rate, hop_length=self.pipeline.bundle.hop_length)
+                                sample_rate=bundle.sample_rate, hop_length=bundle.hop_length)
         return str(draw_mask(mask[0], self.frame_rate, "mask preview (onset and beat masks not shown)",
                              self._job_dir() / "mask-preview.png"))
 
@@ -232,6 +233,9 @@ def _demo_clip(seconds: float, rate: int) -> np.ndarray:
     return synthesize_clip(seconds, rate, 0)
 
 
+_STAGE_UNITS = {"coarse": "chunks", "c2f": "chunks", "decode": "outputs"}
+
+
 def _stage_label(stage: str) -> str:
     return {"encode": "encoding", "coarse": "coarse decode", "c2f": "coarse-to-fine", "decode": "decoding audio"}.get(
         stage, stage)
@@ -252,7 +256,7 @@ def build_ui(app: VampApp):
 
     def run_vamp(input_path: Optional[str], values: Tuple[Any, ...], progress: Any) -> Tuple[List[str], str, int]:
         def report(stage: str, done: int, total: int) -> None:
-            progress((done, total), desc=_stage_label(stage), unit="chunks" if stage in ("coarse", "c2f") else "outputs" if stage == "decode" else "")
+            progress((done, total), desc=_stage_label(stage), unit=_STAGE_UNITS.get(stage, ""))
 
         try:
             return app.vamp(input_path, controls_of(values), report)
@@ -273,20 +277,25 @@ def build_ui(app: VampApp):
                 example_button = gr.Button("or load example audio (synthesized)", elem_id="example-button")
             with gr.Column():
                 with gr.Accordion("manual controls", open=True):
-                    preset = gr.Dropdown(label="preset (sets the five controls below)", choices=list(PRESETS), value=None,
-                                         elem_id="preset")
+                    preset = gr.Dropdown(label="preset (sets the five controls below)", choices=list(PRESETS),
+                                         value=None, elem_id="preset")
                     periodic_prompt = gr.Slider(0, 64, value=defaults.periodic_prompt, step=1,
-                                                elem_id="periodic-prompt", label="periodic prompt (keep every N-th frame; 0 = off)")
+                                                elem_id="periodic-prompt",
+                                                label="periodic prompt (keep every N-th frame; 0 = off)")
                     periodic_width = gr.Slider(1, 20, value=defaults.periodic_width, step=1,
                                                label="periodic prompt width (frames, 1 frame ~ 17 ms)")
                     onset_mask_width = gr.Slider(0, 100, value=defaults.onset_mask_width, step=1,
-                                                 elem_id="onset-mask-width", label="onset mask width (frames; 0 = off; not in the preview)")
+                                                 elem_id="onset-mask-width",
+                                                 label="onset mask width (frames; 0 = off; not in the preview)")
                     beat_mask_ms = gr.Slider(0, 200, value=defaults.beat_mask_ms, step=1,
-                                             elem_id="beat-mask-ms", label="beat mask width (ms; 0 = off; not in the preview)")
+                                             elem_id="beat-mask-ms",
+                                             label="beat mask width (ms; 0 = off; not in the preview)")
                     downbeats_only = gr.Checkbox(value=defaults.downbeats_only, label="beat mask: downbeats only")
                     compression_prompt = gr.Slider(1, app.n_codebooks, value=defaults.compression_prompt, step=1,
-                                                   elem_id="compression-prompt", label="compression prompt (regenerate codebooks >= N)")
-                    dropout = gr.Slider(0.0, 1.0, value=defaults.dropout, step=0.01, elem_id="dropout", label="mask dropout")
+                                                   elem_id="compression-prompt",
+                                                   label="compression prompt (regenerate codebooks >= N)")
+                    dropout = gr.Slider(0.0, 1.0, value=defaults.dropout, step=0.01, elem_id="dropout",
+                                        label="mask dropout")
                     feedback_steps = gr.Slider(1, 8, value=defaults.feedback_steps, step=1,
                                                label="feedback steps (re-vamp the output; slower)")
                 mask_image = gr.Image(label="mask (white = regenerated, black = kept)", type="filepath",
