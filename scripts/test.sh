@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv="$(bash scripts/setup_venv.sh test,export)"
+bash scripts/install_browser.sh   # chromium + chromium-driver (apt) for the app's browser tests
 # Run pytest through its entry point (not `python -m pytest`) so the source tree is not put on sys.path:
 # the tests import the installed package.
 exec "$venv/bin/pytest" -q tests "$@"

@@ -1,4 +1,4 @@
-"""The ``vampnet-ort`` command line: ``export``, ``vamp``, ``info``, ``demo``.
+"""The ``vampnet-ort`` command line: ``export``, ``vamp``, ``info``, ``demo``, ``app``.
 
 Errors are one line on stderr (``vampnet-ort: error: ...``) with a non-zero exit status and no traceback; no output
 file is left behind by a failed run.
@@ -162,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, metavar="X", default=5.0, help="length of the synthesized clip (default 5)")
     d.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+
+    a = sub.add_parser("app", help="start the Gradio app (needs the 'app' extra)",
+                       description="Serve a Gradio UI with the controls of upstream VampNet's app, and the API "
+                                   "endpoint /vamp. Without --models the built-in demo bundle is used (random "
+                                   "weights: not music). Needs: pip install 'vampnet-ort[app]'.")
+    a.add_argument("--models", metavar="DIR", help="bundle directory (default: the demo bundle)")
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    a.add_argument("--port", type=int, metavar="N", help="port (default: Gradio's, 7860 or the next free one)")
+    a.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    a.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: all cores)")
     return parser
 
 
@@ -268,13 +278,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.models is not None and not Path(args.models).is_dir():
+        raise ValueError(f"--models {args.models}: no such directory")
+    from .app import serve
+
+    serve(args.models, host=args.host, port=args.port, share=args.share, threads=args.threads, log=_log(False))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    handlers = {"vamp": _cmd_vamp, "export": _cmd_export, "info": _cmd_info, "demo": _cmd_demo}
+    handlers = {"vamp": _cmd_vamp, "export": _cmd_export, "info": _cmd_info, "demo": _cmd_demo, "app": _cmd_app}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

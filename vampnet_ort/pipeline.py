@@ -34,6 +34,10 @@ from .bundle import Bundle, BundleError, load_bundle
 from .fileio import publish
 
 PathLike = Union[str, os.PathLike]
+ProgressCallback = Callable[[str, int, int], None]
+"""``on_progress(stage, done, total)``: stage is "encode", "coarse", "c2f" or "decode"; called with done = 0 when a
+stage starts and after each unit of work (coarse/c2f: a chunk, counted over all feedback passes; decode: one
+output); done == total when the stage is finished."""
 
 MAX_VARIATIONS = 64
 MAX_TIME_STRETCH = 16
@@ -161,6 +165,11 @@ def _progress(iterable, *, total: int, desc: str, enabled: bool, unit: str = "ch
                 dynamic_ncols=True, disable=None)
 
 
+def _report(on_progress: Optional[ProgressCallback], stage: str, done: int, total: int) -> None:
+    if on_progress is not None:
+        on_progress(stage, int(done), int(total))
+
+
 def output_paths(output: PathLike, variations: int) -> List[Path]:
     """OUTPUT for one variation, else OUTPUT's stem with _0, _1, ... before the extension."""
     p = Path(output)
@@ -179,13 +188,17 @@ class Pipeline:
         intra_op_threads: Optional[int] = None,
         progress: bool = False,
         log: Optional[Callable[[str], None]] = None,
+        on_progress: Optional[ProgressCallback] = None,
     ) -> None:
+        """`progress`: tqdm bars on stderr (a terminal only); `on_progress`: a ``ProgressCallback`` called for every
+        run (a run's own ``on_progress`` argument replaces it for that run)."""
         if bundle is None:
             from .demo import demo_bundle_path
 
             bundle = demo_bundle_path(log=log)
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, intra_op_threads=intra_op_threads)
         self.progress = progress
+        self.on_progress = on_progress
 
     # ---------------------------------------------------------------- codec
     def encode(self, samples: np.ndarray) -> np.ndarray:
@@ -240,15 +253,18 @@ class Pipeline:
         }
 
     def coarse_stage(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions,
-                     pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+                     pass_index: int = 0, *, on_progress: Optional[ProgressCallback] = None,
+                     n_passes: int = 1) -> Tuple[np.ndarray, np.ndarray]:
         """Coarse decode of codebooks 0..coarse_C-1 in chunks (item b seeded seed + b); returns (codes, effective
-        coarse mask). An item whose chunk mask keeps anything gets the chunk's first and last frames kept too."""
+        coarse mask). An item whose chunk mask keeps anything gets the chunk's first and last frames kept too.
+        `on_progress` counts chunks over `n_passes` feedback passes."""
         stage = self.bundle.coarse
         n = stage.n_codebooks
         out = codes.copy()
         effective = mask[:, :n].copy()
         total = codes.shape[-1]
         n_chunks = max(1, -(-total // stage.chunk_frames))
+        _report(on_progress, "coarse", pass_index * n_chunks, n_passes * n_chunks)
         for k in _progress(range(n_chunks), total=n_chunks, desc="coarse", enabled=self.progress):
             lo, hi = k * stage.chunk_frames, min(total, (k + 1) * stage.chunk_frames)
             chunk_mask = effective[:, :, lo:hi]  # a view: the forced frames are recorded in `effective`
@@ -259,10 +275,12 @@ class Pipeline:
             chunk_mask[keeps, :, -1] = 0
             feeds = self._stage_feeds(codes[:, :n, lo:hi], chunk_mask, derive_seed(seed, pass_index, 0, k), opts)
             out[:, :n, lo:hi] = self._run("coarse", feeds)
+            _report(on_progress, "coarse", pass_index * n_chunks + k + 1, n_passes * n_chunks)
         return out, effective
 
     def c2f_stage(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions,
-                  pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+                  pass_index: int = 0, *, on_progress: Optional[ProgressCallback] = None,
+                  n_passes: int = 1) -> Tuple[np.ndarray, np.ndarray]:
         """Coarse-to-fine on fixed-size chunks (last one zero-padded, mask 1); returns (codes, effective mask)."""
         stage = self.bundle.c2f
         assert stage is not None
@@ -276,24 +294,29 @@ class Pipeline:
         m[:, :, :total] = mask[:, :n]
         m[:, : stage.n_conditioning_codebooks, :] = 0  # never regenerate what c2f conditions on
         out = z.copy()
+        _report(on_progress, "c2f", pass_index * n_chunks, n_passes * n_chunks)
         for k in _progress(range(n_chunks), total=n_chunks, desc="c2f", enabled=self.progress):
             lo, hi = k * chunk, (k + 1) * chunk
             feeds = self._stage_feeds(z[:, :, lo:hi], m[:, :, lo:hi], derive_seed(seed, pass_index, 1, k), opts)
             out[:, :, lo:hi] = self._run("c2f", feeds)
+            _report(on_progress, "c2f", pass_index * n_chunks + k + 1, n_passes * n_chunks)
         result = codes.copy()
         result[:, :n] = out[:, :, :total]
         return result, m[:, :, :total]
 
     def generate(self, codes: np.ndarray, mask: np.ndarray, options: VampOptions,
-                 pass_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+                 pass_index: int = 0, *, on_progress: Optional[ProgressCallback] = None) -> Tuple[np.ndarray, np.ndarray]:
         """One vamp pass over codes [B, n_codebooks, T] with mask [B, n_codebooks, T]; item b uses seed + b.
 
         Returns (codes out, the effective mask: 1 where a model regenerated the token)."""
-        out, coarse_mask = self.coarse_stage(codes, mask, int(options.seed), options.coarse, pass_index)
+        passes = int(options.feedback_steps)
+        out, coarse_mask = self.coarse_stage(codes, mask, int(options.seed), options.coarse, pass_index,
+                                             on_progress=on_progress, n_passes=passes)
         effective = np.zeros_like(mask)
         effective[:, : coarse_mask.shape[1]] = coarse_mask
         if options.use_c2f and self.bundle.c2f is not None:
-            out, c2f_mask = self.c2f_stage(out, mask, int(options.seed), options.c2f, pass_index)
+            out, c2f_mask = self.c2f_stage(out, mask, int(options.seed), options.c2f, pass_index,
+                                           on_progress=on_progress, n_passes=passes)
             cc = self.bundle.c2f.n_conditioning_codebooks
             effective[:, cc: c2f_mask.shape[1]] = c2f_mask[:, cc:]
         return out, effective
@@ -306,9 +329,12 @@ class Pipeline:
                                 sample_rate=self.bundle.sample_rate, hop_length=self.bundle.hop_length,
                                 onsets=onsets, beats=beats)
 
-    def vamp_samples(self, samples: np.ndarray, sample_rate: int, options: Optional[VampOptions] = None) -> VampResult:
-        """Vamp audio [channels, frames] (or [frames]) at `sample_rate`."""
+    def vamp_samples(self, samples: np.ndarray, sample_rate: int, options: Optional[VampOptions] = None, *,
+                     on_progress: Optional[ProgressCallback] = None) -> VampResult:
+        """Vamp audio [channels, frames] (or [frames]) at `sample_rate`; `on_progress` (default: the pipeline's)
+        is told each stage's progress."""
         options = options or VampOptions()
+        on_progress = on_progress or self.on_progress
         options.validate(self.bundle.n_codebooks)
         x = np.asarray(samples, dtype=np.float32)
         x = x[None, :] if x.ndim == 1 else x
@@ -316,7 +342,9 @@ class Pipeline:
             raise PipelineError("audio must be finite samples [channels, frames] with at least one frame")
         b = self.bundle
         prepared = audio_io.prepare(x, int(sample_rate), b.sample_rate, b.hop_length)
+        _report(on_progress, "encode", 0, 1)
         codes = self.encode(prepared.samples)
+        _report(on_progress, "encode", 1, 1)
         seed = int(options.seed)
 
         factor = int(options.time_stretch)
@@ -341,23 +369,27 @@ class Pipeline:
         for pass_index in range(int(options.feedback_steps)):
             if pass_index > 0:
                 mask = self.build_mask(batch, options.mask, seed, pass_index, onsets=onsets, beats=beats)
-            current, effective = self.generate(current, mask, options, pass_index)
-        decoded = self._decode_batch(current)
+            current, effective = self.generate(current, mask, options, pass_index, on_progress=on_progress)
+        decoded = self._decode_batch(current, on_progress)
         length = prepared.length * factor
         outputs = np.stack([audio_io.finish(d, b.sample_rate, length, prepared.input_loudness) for d in decoded])
         return VampResult(audio=outputs, sample_rate=b.sample_rate, codes_in=codes, codes_out=current,
                           mask=effective, input_loudness=prepared.input_loudness, demo=b.demo,
                           frame_rate=b.sample_rate / b.hop_length)
 
-    def _decode_batch(self, codes: np.ndarray) -> np.ndarray:
+    def _decode_batch(self, codes: np.ndarray, on_progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Decode variation by variation (bounded memory, one progress step each)."""
-        decoded = [self.decode(codes[i: i + 1])[0]
-                   for i in _progress(range(codes.shape[0]), total=codes.shape[0], desc="decode", enabled=self.progress,
-                                     unit="output")]
+        n = codes.shape[0]
+        decoded = []
+        _report(on_progress, "decode", 0, n)
+        for i in _progress(range(n), total=n, desc="decode", enabled=self.progress, unit="output"):
+            decoded.append(self.decode(codes[i: i + 1])[0])
+            _report(on_progress, "decode", i + 1, n)
         return np.stack(decoded)
 
     def vamp_file(self, input_path: PathLike, output_path: PathLike, options: Optional[VampOptions] = None, *,
-                  plot: Optional[PathLike] = None, output_sample_rate: Optional[int] = None) -> Tuple[List[Path], VampResult]:
+                  plot: Optional[PathLike] = None, output_sample_rate: Optional[int] = None,
+                  on_progress: Optional[ProgressCallback] = None) -> Tuple[List[Path], VampResult]:
         """Read `input_path`, vamp it, write the variation(s) (see ``output_paths``) and optionally a PNG plot.
 
         Output formats and directories are checked before any work; every file is written atomically."""
@@ -378,7 +410,7 @@ class Pipeline:
         if output_sample_rate is not None and not 1 <= int(output_sample_rate) <= 768_000:
             raise PipelineError(f"output sample rate must be between 1 and 768000 Hz, got {output_sample_rate}")
         samples, sr = audio_io.read_audio(input_path)
-        result = self.vamp_samples(samples, sr, options)
+        result = self.vamp_samples(samples, sr, options, on_progress=on_progress)
         rate = int(output_sample_rate or result.sample_rate)
         written: List[Path] = []
         try:
@@ -446,6 +478,7 @@ def plot_codes(result: VampResult, path: PathLike) -> Path:
 __all__ = [
     "Pipeline",
     "PipelineError",
+    "ProgressCallback",
     "SamplingOptions",
     "VampOptions",
     "VampResult",
