@@ -202,6 +202,12 @@ def test_command_errors(bundle: Path, collection: Path, tmp_path: Path) -> None:
                    "needs --engine ray")
     one_line_error(run("batch", collection, "--out", out, "--models", tmp_path / "nob"), "no such bundle directory")
     one_line_error(run("batch", collection, "--out", out, "--plot", "x.png"), "unrecognized arguments")
+    tampered = bd.write_bundle(tmp_path / "tampered")
+    data = bytearray((tampered / "coarse.onnx").read_bytes())
+    data[-5] ^= 1
+    (tampered / "coarse.onnx").write_bytes(bytes(data))  # found by the workers, which verify the bundle
+    one_line_error(run("batch", collection, "--out", tmp_path / "o2", "--models", tampered, "-q"), "sha256")
+    assert not audio_files(tmp_path / "o2")
     (tmp_path / "file").write_text("x")
     one_line_error(run("batch", collection, "--out", tmp_path / "file", "--models", bundle), "not a directory")
     assert not out.exists()

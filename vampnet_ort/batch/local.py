@@ -9,11 +9,13 @@ left half-written, and the driver sweeps what a hard kill may have left.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import signal
+import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from .job import one_line, remove_partials, run_job
 from .report import make_record
@@ -22,8 +24,20 @@ WORKER_STOP_TIMEOUT_S = 30.0
 _POLL_S = 0.25
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(ValueError):
     """A worker could not load the bundle: every file would fail the same way."""
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _terminate_to_interrupt(signum: int, frame: object) -> None:
@@ -58,7 +72,8 @@ class _Worker:
         self.tasks = ctx.Queue()
         self.process = ctx.Process(target=_worker_main, args=(worker_id, bundle, threads, self.tasks, results),
                                    name=f"vampnet-batch-{worker_id}", daemon=True)
-        self.process.start()
+        with _sigint_ignored():  # inherited through exec: a Ctrl-C during start-up reaches only the driver
+            self.process.start()
         self.job: Optional[Mapping[str, Any]] = None  # the job it holds
         self.ready = False
 

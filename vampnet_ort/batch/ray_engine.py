@@ -67,6 +67,14 @@ def run_ray(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threads
     if not jobs:
         return
     ray = _ray()
+    if ray.is_initialized():  # the caller's own Ray session (Python API): use it, leave it running
+        if address is not None:
+            raise ValueError("Ray is already initialized in this process; call without ray_address to use it")
+        pending = {str(job["output"]): job for job in jobs}
+        try:
+            return _run(ray, jobs, pending, bundle=bundle, workers=workers, threads=threads, on_record=on_record)
+        finally:
+            _sweep(pending)
     started_here = address is None
     init = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=not quiet,
                 configure_logging=True)
@@ -81,28 +89,39 @@ def run_ray(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threads
         logging.getLogger(name).setLevel(logging.WARNING if not quiet else logging.ERROR)
     pending = {str(job["output"]): job for job in jobs}
     try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.execution_options.preserve_order = False
-        rows = [{"job": json.dumps(job)} for job in jobs]
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one row per block: even spread
-        vamped = dataset.map_batches(RayVamper, fn_constructor_kwargs=dict(bundle=bundle, threads=threads),
-                                     batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-                                     num_cpus=threads, batch_format="numpy")
-        try:
-            for row in vamped.iter_rows():
-                record = json.loads(row["record"])
-                pending.pop(str(record["output"]), None)
-                on_record(record)
-        except Exception as exc:  # the Ray job failed as a whole (an actor could not start, a node was lost)
-            message = f"ray: {one_line(exc)}"
-            for job in list(pending.values()):
-                remove_partials(job["outputs"])
-                on_record(make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
-                                      status="error", seed=int(job["options"]["seed"]), error=message))
-            pending.clear()
+        _run(ray, jobs, pending, bundle=bundle, workers=workers, threads=threads, on_record=on_record)
     finally:
         if started_here:
-            ray.shutdown()
-        for job in pending.values():  # interrupted: sweep what the stopped actors may have left
+            ray.shutdown()  # stops the actors: only then is sweeping their temporary files safe
+        _sweep(pending)
+
+
+def _sweep(pending: Dict[str, Mapping[str, Any]]) -> None:
+    """Remove temporary files that stopped actors may have left for the files that did not finish."""
+    for job in pending.values():
+        remove_partials(job["outputs"])
+
+
+def _run(ray: Any, jobs: List[Mapping[str, Any]], pending: Dict[str, Mapping[str, Any]], *, bundle: str,
+         workers: int, threads: int, on_record: Callable[[Dict[str, Any]], None]) -> None:
+    """Run the dataset; `pending` (output -> job) loses each job whose record came back."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.execution_options.preserve_order = False
+    rows = [{"job": json.dumps(job)} for job in jobs]
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one row per block: even spread
+    vamped = dataset.map_batches(RayVamper, fn_constructor_kwargs=dict(bundle=bundle, threads=threads),
+                                 batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+                                 num_cpus=threads, batch_format="numpy")
+    try:
+        for row in vamped.iter_rows():
+            record = json.loads(row["record"])
+            pending.pop(str(record["output"]), None)
+            on_record(record)
+    except Exception as exc:  # the Ray job failed as a whole (an actor could not start, a node was lost)
+        message = f"ray: {one_line(exc)}"
+        for job in list(pending.values()):
             remove_partials(job["outputs"])
+            on_record(make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
+                                  status="error", seed=int(job["options"]["seed"]), error=message))
+        pending.clear()
