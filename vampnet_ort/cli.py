@@ -1,4 +1,4 @@
-"""The ``vampnet-ort`` command line: ``export``, ``vamp``, ``info``, ``demo``, ``app``.
+"""The ``vampnet-ort`` command line: ``export``, ``vamp``, ``batch``, ``info``, ``demo``, ``app``.
 
 Errors are one line on stderr (``vampnet-ort: error: ...``) with a non-zero exit status and no traceback; no output
 file is left behind by a failed run.
@@ -32,7 +32,8 @@ def _fail(message: str) -> int:
     return EXIT_ERROR
 
 
-def _add_vamp_options(p: argparse.ArgumentParser) -> None:
+def _add_vamp_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
+    """The vamp options; `batch`: as ``vampnet-ort batch`` takes them (no --plot, --threads per worker)."""
     g = p.add_argument_group("generation (coarse stage; defaults = upstream app)")
     g.add_argument("--seed", type=int, metavar="N", default=0, help="random seed: the same seed reproduces the output (default 0)")
     g.add_argument("--steps", type=int, metavar="N", default=36, help="coarse decoding steps (default 36, the app; the library uses 12)")
@@ -86,10 +87,13 @@ def _add_vamp_options(p: argparse.ArgumentParser) -> None:
                    help="regenerate every codebook >= this index everywhere (default 3)")
 
     o = p.add_argument_group("output and runtime")
-    o.add_argument("--plot", metavar="PNG", help="also write a PNG of the input codes, the mask and the output codes")
+    if not batch:
+        o.add_argument("--plot", metavar="PNG", help="also write a PNG of the input codes, the mask and the output codes")
     o.add_argument("--output-sample-rate", type=int, metavar="HZ",
                    help="resample the output to this rate (default: the codec's rate, 44100 Hz for VampNet)")
-    o.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: all cores)")
+    o.add_argument("--threads", type=int, metavar="N",
+                   help="ONNX Runtime intra-op threads per worker (default: the cores / --workers)" if batch
+                   else "ONNX Runtime intra-op threads (default: all cores)")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
 
 
@@ -150,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("output", metavar="OUTPUT", help="output audio file (.wav, .flac or .ogg)")
     v.add_argument("--models", metavar="DIR", help="bundle directory from 'vampnet-ort export' (default: the demo bundle)")
     _add_vamp_options(v)
+
+    from .batch.command import add_batch_parser
+
+    add_batch_parser(sub)
 
     i = sub.add_parser("info", help="describe and verify a bundle", description="Print what a bundle holds and verify every file's sha256.")
     i.add_argument("bundle", metavar="DIR", nargs="?", help="bundle directory (default: the demo bundle, built if needed)")
@@ -297,7 +305,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    handlers = {"vamp": _cmd_vamp, "export": _cmd_export, "info": _cmd_info, "demo": _cmd_demo, "app": _cmd_app}
+    from .batch.command import cmd_batch
+
+    handlers = {"vamp": _cmd_vamp, "export": _cmd_export, "info": _cmd_info, "demo": _cmd_demo, "app": _cmd_app,
+                "batch": cmd_batch}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -1,0 +1,249 @@
+"""``vamp_many``: find the inputs, plan one job per file, skip finished ones, run an engine, write the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from ..pipeline import VampOptions, output_paths
+from .constants import ENGINES, OUTPUT_FORMATS, REPORT_NAME
+from .inputs import BatchInput, InputError, collect_inputs
+from .job import input_duration, outputs_complete
+from .options import (
+    apply_overrides,
+    check_output_sample_rate,
+    namespace_from_options,
+    options_from_namespace,
+    options_to_dict,
+)
+from .report import ReportWriter, make_record
+
+PathLike = Union[str, os.PathLike]
+_KEPT_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
+
+class BatchError(ValueError):
+    """A batch that cannot start: bad options, colliding outputs, an output that would replace its input."""
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads(workers: int) -> int:
+    """Intra-op threads per worker: the cores shared evenly, at least 1."""
+    return max(1, available_cores() // max(1, workers))
+
+
+def file_seed(seed: int, relative: str) -> int:
+    """The per-file seed (``--per-file-seed``): the first 62 bits of sha256("SEED:RELATIVE/PATH")."""
+    digest = hashlib.sha256(f"{int(seed)}:{relative}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
+
+
+def _output_relative(item: BatchInput, output_format: Optional[str]) -> PurePosixPath:
+    if item.explicit_output:
+        return item.relative
+    if output_format is not None:
+        return item.relative.with_suffix("." + output_format)
+    if item.relative.suffix.lower() in _KEPT_SUFFIXES:
+        return item.relative
+    return item.relative.with_suffix(".wav")
+
+
+def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, *, n_codebooks: int,
+              output_format: Optional[str] = None, per_file_seed: bool = False,
+              output_sample_rate: Optional[int] = None) -> List[Dict[str, Any]]:
+    """One job per input (see ``job.py``), every option checked and every output path decided before any work."""
+    from ..audio import check_writable_format
+
+    if output_format is not None and output_format not in OUTPUT_FORMATS:
+        raise BatchError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+    check_output_sample_rate(output_sample_rate)
+    options.validate(n_codebooks)
+    base = namespace_from_options(options) if any(i.overrides for i in items) else None
+    jobs: List[Dict[str, Any]] = []
+    claimed: Dict[Path, str] = {}
+    for index, item in enumerate(items):
+        relative = _output_relative(item, output_format)
+        target = (out_dir / Path(*relative.parts)).absolute()
+        item_options, rate = options, output_sample_rate
+        overridden = {str(k).strip().lstrip("-").replace("-", "_") for k in item.overrides}
+        if item.overrides:
+            assert base is not None
+            try:
+                args = apply_overrides(base, item.overrides)
+                item_options = options_from_namespace(args)
+                item_options.validate(n_codebooks)
+                if "output_sample_rate" in overridden:
+                    rate = args.output_sample_rate
+                    check_output_sample_rate(rate)
+            except ValueError as exc:  # OverrideError, PipelineError, MaskError
+                raise InputError(f"{item.origin}: {exc}") from None
+        if per_file_seed and "seed" not in overridden:
+            item_options = dataclasses.replace(item_options, seed=file_seed(options.seed, relative.as_posix()))
+        outputs = output_paths(target, int(item_options.variations))
+        for path in outputs:
+            try:
+                check_writable_format(path)
+            except ValueError as exc:
+                raise InputError(f"{item.origin}: {exc}") from None
+            if path in claimed:
+                raise BatchError(f"{claimed[path]} and {item.origin} would both write {path}")
+            claimed[path] = item.origin
+            if path.resolve() == item.source.resolve():
+                raise BatchError(f"{item.origin}: the output {path} would replace its input (choose another --out)")
+        jobs.append({
+            "index": index,
+            "input": str(item.source.absolute()),
+            "output": str(target),
+            "outputs": [str(p) for p in outputs],
+            "options": options_to_dict(item_options),
+            "output_sample_rate": None if rate is None else int(rate),
+        })
+    return jobs
+
+
+@dataclass
+class BatchSummary:
+    ok: int = 0
+    error: int = 0
+    skipped: int = 0
+    audio_seconds: float = 0.0  # input audio vamped by this run (ok records)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        setattr(self, record["status"], getattr(self, record["status"]) + 1)
+        if record["status"] == "ok" and record.get("duration"):
+            self.audio_seconds += float(record["duration"])
+
+
+class _Progress:
+    """One overall bar: files done, audio seconds vamped per second of wall time, and the current file."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.started = time.perf_counter()
+        self.summary = BatchSummary()
+        self.current = ""
+        self.starts_known = False  # the local engine says when a file starts; Ray Data does not
+        self.bar = None
+        if enabled and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", desc="batch", file=sys.stderr, dynamic_ncols=True,
+                            disable=None, smoothing=0.1)
+
+    def _refresh(self) -> None:
+        if self.bar is None:
+            return
+        rate = self.summary.audio_seconds / max(1e-9, time.perf_counter() - self.started)
+        failed = f" {self.summary.error} failed," if self.summary.error else ""
+        self.bar.set_postfix_str(f"{failed} {rate:.2f} audio-s/s | {self.current}", refresh=True)
+
+    def start(self, job: Mapping[str, Any]) -> None:
+        self.starts_known = True
+        self.current = Path(job["input"]).name
+        self._refresh()
+
+    def finish(self, record: Mapping[str, Any]) -> None:
+        self.summary.add(record)
+        if self.bar is not None:
+            if record["status"] != "skipped" and not self.starts_known:
+                self.current = "last: " + Path(record["input"]).name
+            self.bar.update(1)
+        self._refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def vamp_many(
+    inputs: Union[PathLike, Iterable[PathLike]],
+    out_dir: PathLike,
+    options: Optional[VampOptions] = None,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    threads: Optional[int] = None,
+    models: Optional[PathLike] = None,
+    output_format: Optional[str] = None,
+    output_sample_rate: Optional[int] = None,
+    per_file_seed: bool = False,
+    ray_address: Optional[str] = None,
+    progress: bool = False,
+    log: Optional[Callable[[str], None]] = None,
+) -> List[Dict[str, Any]]:
+    """Vamp every audio file of `inputs` (files, folders, CSV/JSONL manifests) into `out_dir`, mirroring their
+    relative paths; returns this run's records (also appended to ``out_dir/vampnet-batch.jsonl``).
+
+    Files whose outputs already exist are ``skipped``; a file that fails is an ``error`` record and the batch goes
+    on. ``models`` is a bundle directory (default: the demo bundle). ``workers`` processes (or Ray actors) each get
+    ``threads`` intra-op threads (default: the cores shared evenly). KeyboardInterrupt stops cleanly (no partial
+    outputs, the report holds what finished) and propagates."""
+    from ..bundle import read_manifest
+
+    options = options if options is not None else VampOptions()
+    if engine not in ENGINES:
+        raise BatchError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if int(workers) < 1:
+        raise BatchError(f"workers must be >= 1, got {workers}")
+    if threads is not None and int(threads) < 1:
+        raise BatchError(f"threads must be >= 1, got {threads}")
+    if ray_address is not None and engine != "ray":
+        raise BatchError("--ray-address needs --engine ray")
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise BatchError(f"{out}: exists and is not a directory")
+    if models is not None:
+        n_codebooks = int(read_manifest(models).get("n_codebooks", 14))  # cheap checks before any hashing
+        bundle = str(Path(models).absolute())
+    else:
+        from ..demo import demo_bundle_path
+
+        bundle_path = demo_bundle_path(log=log)
+        n_codebooks = int(read_manifest(bundle_path).get("n_codebooks", 14))
+        bundle = str(bundle_path.absolute())
+    items = collect_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, exclude=out)
+    jobs = plan_jobs(items, out, options, n_codebooks=n_codebooks, output_format=output_format,
+                     per_file_seed=per_file_seed, output_sample_rate=output_sample_rate)
+    threads = int(threads) if threads is not None else default_threads(int(workers))
+
+    out.mkdir(parents=True, exist_ok=True)
+    records: List[Dict[str, Any]] = []
+    bar = _Progress(len(jobs), progress)
+    with ReportWriter(out / REPORT_NAME) as report:
+        def on_record(record: Dict[str, Any]) -> None:
+            report.write(record)
+            records.append(record)
+            bar.finish(record)
+
+        todo = []
+        for job in jobs:
+            if outputs_complete(job["outputs"]):
+                on_record(make_record(input=job["input"], output=job["output"], outputs=job["outputs"],
+                                      status="skipped", seed=int(job["options"]["seed"]),
+                                      duration=input_duration(job["input"])))
+            else:
+                todo.append(job)
+        try:
+            if engine == "local":
+                from .local import run_local
+
+                run_local(todo, bundle=bundle, workers=int(workers), threads=threads, on_start=bar.start,
+                          on_record=on_record)
+            else:
+                from .ray_engine import run_ray
+
+                run_ray(todo, bundle=bundle, workers=int(workers), threads=threads, address=ray_address,
+                        on_record=on_record, quiet=not progress)
+        finally:
+            bar.close()
+    return records
