@@ -83,3 +83,13 @@ def test_errors_the_ui_shows(app: VampApp, clip: Path, tmp_path: Path) -> None:
         app.vamp(str(clip), replace(Controls(), conditioning_codebooks=20))
     with pytest.raises(PipelineError, match="time stretch"):
         app.vamp(str(clip), replace(Controls(), time_stretch=0))
+
+
+def test_serve_without_gradio_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from vampnet_ort.app import serve
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if the extra were not installed
+    with pytest.raises(ValueError, match=r"pip install 'vampnet-ort\[app\]'"):
+        serve()
