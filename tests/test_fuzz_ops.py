@@ -43,7 +43,8 @@ def test_a_case_seed_reproduces_its_case_in_another_process() -> None:
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from fuzzing import case_seed; "
             "print(case_seed('SampleAndRemask', 7))")
     other = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True,
-                           text=True, env=dict(os.environ, PYTHONHASHSEED="random"), check=True)
+                           text=True, env=dict(os.environ, PYTHONHASHSEED="random"), check=True,
+                           cwd=Path(__file__).parent)  # not the checkout root: its sources would shadow the package
     seed = case_seed("SampleAndRemask", 7)
     assert int(other.stdout) == seed and seed != case_seed("SampleAndRemask", 8) != case_seed("RMSNorm", 7)
     first, again = (run_seeded_case(SPECS["SampleAndRemask"], seed) for _ in range(2))

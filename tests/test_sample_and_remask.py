@@ -597,8 +597,8 @@ def test_scalars_of_shape_one_in_kernel_and_reference():
 @pytest.mark.parametrize("min_tokens", [-(2**63), -(2**63) + 1, -5])
 def test_typical_min_tokens_at_int64_min_is_like_one(min_tokens):
     """typical_min_tokens <= 1 all mean "no minimum": INT64_MIN once overflowed `min_tokens - 1` (undefined
-    behaviour; in practice it wrapped to INT64_MAX and silently kept every token). Run under UBSan by
-    scripts/sanitize.sh."""
+    behaviour, reported by UBSan; the optimised build happened to compute the intended value). This test catches
+    it when run under UBSan (scripts/sanitize.sh)."""
     rng = np.random.default_rng(11)
     rows = rng.standard_normal((6, 64)).astype(np.float32) * 3
     expected = _kernels.filter_rows(rows, 0.0, 0, 0.15, 1)

@@ -96,7 +96,7 @@ def _add_vamp_options(p: argparse.ArgumentParser) -> None:
     _add_verbose(o)
 
 
-def _add_verbose(p) -> None:
+def _add_verbose(p: argparse._ActionsContainer) -> None:
     p.add_argument("--verbose", action="store_true",
                    help="also show ONNX Runtime's own log lines (warnings and errors; off by default)")
 
@@ -186,9 +186,8 @@ def _log(quiet: bool):
 
 
 def _open_pipeline(models: Optional[str], threads: Optional[int], quiet: bool):
-    from .pipeline import Pipeline
-
     from .library import available_cpus
+    from .pipeline import Pipeline
 
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import onnx
 from onnx import TensorProto
@@ -38,7 +38,7 @@ def _graph_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
     yield from _node_tensors(graph.node)
 
 
-def _node_tensors(nodes) -> Iterator[TensorProto]:
+def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[TensorProto]:
     for node in nodes:
         for attr in node.attribute:
             if attr.HasField("t"):
