@@ -12,11 +12,12 @@ import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from vampnet_ort import codec as codec_chunking
 from vampnet_ort.codec_geometry import CodecConfig
-from vampnet_ort.fileio import file_sha256
+from vampnet_ort.fileio import file_sha256, rename_no_replace
+from vampnet_ort.paths import is_within
 from vampnet_ort.version import __version__
 
 from .codec import export_codec
@@ -65,12 +66,64 @@ def _stage_entry(stage: StoredStage, chunk_frames: int) -> dict[str, Any]:
     }
 
 
-def _prepare_target(out: Path, overwrite: bool) -> None:
+def _source_path(source: object) -> Path | None:
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source)
+    path = getattr(source, "path", None)  # a loaded Checkpoint remembers its file
+    return Path(path) if isinstance(path, (str, os.PathLike)) else None
+
+
+def check_target(out_dir: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable[object] = (),
+                 overwrite_flag: str = "overwrite=True") -> Path:
+    """The resolved output directory, when exporting there is safe; ExportError otherwise.
+
+    `out_dir` may be missing or an empty directory. A non-empty one is replaced only with `overwrite`, and only
+    when it is a vampnet bundle (holds vampnet.json): ``--overwrite`` never deletes an arbitrary folder. No input
+    (a checkpoint or LoRA path, or a loaded Checkpoint's file) may lie inside it. `overwrite_flag` is how the
+    caller's interface spells the option (the CLI passes ``--overwrite``)."""
+    out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ExportError(f"{out}: directory exists and is not empty (pass overwrite=True to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    for source in inputs:
+        path = _source_path(source)
+        if path is not None and is_within(path, out):
+            raise ExportError(f"{path}: an input lies inside the output directory {out}; export somewhere else")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ExportError(f"{out}: directory exists and is not empty (pass {overwrite_flag} to replace a bundle)")
+        if not (out / MANIFEST_NAME).is_file():
+            raise ExportError(
+                f"{out}: not a vampnet bundle (no {MANIFEST_NAME}); {overwrite_flag} replaces only a bundle directory"
+            )
+    return out
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Move the finished bundle `tmp` to `out` without ever replacing a directory that appeared meanwhile (another
+    export to the same place): renames use RENAME_NOREPLACE; only the bundle checked by check_target is replaced."""
+    if out.is_dir() and not any(out.iterdir()):
+        try:
+            out.rmdir()  # an empty directory stands for nothing; the no-replace rename below needs it gone
+        except OSError:
+            pass
+    backup: Path | None = None
+    if out.exists() and overwrite:
+        backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, backup / out.name)
+        if not (backup / out.name / MANIFEST_NAME).is_file():  # it changed after check_target: put it back
+            rename_no_replace(backup / out.name, out)
+            shutil.rmtree(backup, ignore_errors=True)
+            raise ExportError(f"{out}: not a vampnet bundle any more; not replaced")
+    try:
+        rename_no_replace(tmp, out)
+    except FileExistsError:
+        raise ExportError(
+            f"{out}: appeared while this export ran (another export to the same directory?); "
+            "this export was discarded and the other one kept"
+        ) from None
+    finally:
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
 
 
 def export_bundle(
@@ -90,10 +143,12 @@ def export_bundle(
     codec / coarse / c2f: ``.pth`` paths or ``Checkpoint`` objects (numpy weights). lora_coarse / lora_c2f: a
     separate LoRA file (path) or a mapping of ``lora_A`` / ``lora_B`` tensors, merged into the stage's weights.
     logits: also write ``coarse_logits.onnx`` / ``c2f_logits.onnx``. demo: marks the bundle as the embedded demo
-    (random tiny weights) in ``vampnet.json``. overwrite: replace a non-empty `out_dir`.
+    (random tiny weights) in ``vampnet.json``. overwrite: replace an existing bundle at `out_dir` (see
+    ``check_target``: never a directory that is not a bundle, never one holding an input). The finished bundle is
+    renamed into place with RENAME_NOREPLACE, so two exports to one `out_dir` never silently replace each other.
     """
-    out = Path(out_dir).resolve()
-    _prepare_target(out, overwrite)
+    out = check_target(out_dir, overwrite=overwrite, inputs=(codec, coarse, c2f, lora_coarse, lora_c2f))
+    out.parent.mkdir(parents=True, exist_ok=True)
     codec_ckpt = as_checkpoint(codec, "codec checkpoint")
     for key in ("encoder_rates", "n_codebooks", "codebook_size", "sample_rate"):
         if key not in codec_ckpt.kwargs:
@@ -144,13 +199,7 @@ def export_bundle(
         }
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
         os.chmod(tmp, 0o755)
-        if out.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, backup / out.name)
-            os.rename(tmp, out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        _publish(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

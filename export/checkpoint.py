@@ -124,6 +124,15 @@ def save_lora_file(path: str | os.PathLike, lora: Mapping[str, np.ndarray]) -> N
     torch.save(sd, str(path))
 
 
+def check_finite(array: np.ndarray, name: str, source: str) -> np.ndarray:
+    """`array` when every value is finite; CheckpointError naming the tensor otherwise (a NaN or Inf weight
+    would export fine and then give garbage or all-zero codes with no error)."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise CheckpointError(f"{source}: '{name}' holds {bad} NaN or infinite value(s); refusing to export it")
+    return array
+
+
 class StateReader:
     """Takes tensors out of a state dict with shape checks, and reports missing and unexpected keys.
 
@@ -150,6 +159,7 @@ class StateReader:
                 raise CheckpointError(
                     f"{self.source}: '{key}' has shape {list(value.shape)}, expected {list(expected)}"
                 )
+        check_finite(value, key, self.source)
         self.used.add(key)
         return value
 
@@ -163,7 +173,9 @@ class StateReader:
         v = self.take(f"{prefix}.weight_v", shape).astype(np.float64)
         g = self.take(f"{prefix}.weight_g", (shape[0],) + (1,) * (len(shape) - 1)).astype(np.float64)
         norm = np.sqrt(np.sum(v * v, axis=tuple(range(1, v.ndim)), keepdims=True))
-        return (g * v / norm).astype(np.float32)
+        if not (norm > 0).all():
+            raise CheckpointError(f"{self.source}: '{prefix}.weight_v' has a row of zeros (weight norm divides by 0)")
+        return check_finite((g * v / norm).astype(np.float32), f"{prefix}.weight (weight-norm folded)", self.source)
 
     def linear(self, prefix: str, out_features: int, in_features: int) -> np.ndarray:
         """``prefix.weight`` [out, in] with LoRA merged when ``prefix.lora_A`` / ``lora_B`` are present.
@@ -184,7 +196,8 @@ class StateReader:
         rank = a.shape[0]
         a = self.take(f"{prefix}.lora_A", (rank, in_features)).astype(np.float64)
         b = self.take(f"{prefix}.lora_B", (out_features, rank)).astype(np.float64)
-        return (w.astype(np.float64) + (b @ a) * (self.lora_alpha / rank)).astype(np.float32)
+        merged = (w.astype(np.float64) + (b @ a) * (self.lora_alpha / rank)).astype(np.float32)
+        return check_finite(merged, f"{prefix}.weight (LoRA merged)", self.source)
 
     def apply_lora_file(self, lora: Mapping[str, np.ndarray], lora_source: str) -> None:
         """Replace/add LoRA tensors from a separate LoRA file; each must belong to an existing base weight."""

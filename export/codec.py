@@ -72,7 +72,10 @@ class _GraphBuilder:
 
     def const(self, hint: str, value: np.ndarray) -> str:
         name = self.name(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        value = np.ascontiguousarray(value)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CheckpointError(f"codec weight '{hint}' holds NaN or infinite values; refusing to export it")
+        self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
     def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, n_out: int = 1,

@@ -34,6 +34,8 @@ class WeightStore:
         if name in self._names:
             raise ValueError(f"initializer '{name}' added twice")
         array = np.ascontiguousarray(array)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"weight '{name}' holds NaN or infinite values; refusing to export it")
         self._names.add(name)
         self.total_bytes += array.nbytes
         self.initializers.append(self._tensor(name, array))

@@ -15,4 +15,6 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:verify_asan
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONMALLOC=malloc
 mapfile -t tests < <(grep -l "^from op_testing\|^from fuzzing" tests/test_*.py)
-exec "$venv/bin/pytest" -q -p no:cacheprovider "${tests[@]}" "$@"
+# --capture=sys: pytest captures Python's sys.stdout/stderr only, so a sanitizer report (written to fd 2 by the C
+# runtime just before it aborts the process) reaches the terminal instead of a capture file lost with the process.
+exec "$venv/bin/pytest" -q -p no:cacheprovider --capture=sys "${tests[@]}" "$@"

@@ -23,6 +23,16 @@ HOP = 64
 SAMPLE_RATE = 8000
 
 
+def codec_metadata(model: onnx.ModelProto, sample_rate: int = SAMPLE_RATE, hop: int = HOP,
+                   n_codebooks: int = N_CODEBOOKS, vocab: int = V) -> onnx.ModelProto:
+    """The metadata a bundle's codec graphs must declare (cross-checked against vampnet.json)."""
+    for key, value in (("sample_rate", sample_rate), ("hop_length", hop), ("n_codebooks", n_codebooks),
+                       ("codebook_size", vocab)):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    return model
+
+
 def _save(model: onnx.ModelProto, path: Path) -> None:
     model.opset_import[0].version = 20
     model.ir_version = 10
@@ -147,8 +157,8 @@ def write_bundle(directory: Path, *, coarse_chunk: int = 20, c2f_chunk: int = 7,
         export_codec(codec_checkpoint, directory)
         sample_rate, hop = 44100, 768
     else:
-        _save(encoder_model(), directory / "codec_encoder.onnx")
-        _save(decoder_model(), directory / "codec_decoder.onnx")
+        _save(codec_metadata(encoder_model()), directory / "codec_encoder.onnx")
+        _save(codec_metadata(decoder_model()), directory / "codec_decoder.onnx")
     _save(decode_model(4, 0), directory / "coarse.onnx")
     if with_c2f:
         _save(decode_model(N_CODEBOOKS, 4), directory / "c2f.onnx")

@@ -8,6 +8,7 @@ add an OpSpec to SPECS.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Callable, Mapping
 
 import numpy as np
@@ -162,7 +163,11 @@ def mutate(spec: OpSpec, rng: np.random.Generator) -> tuple[str, Feeds, dict, li
         feeds[target] = flat.reshape(value.shape)
     elif mutation in ("huge_int", "negative_int") and value.dtype == np.int64 and value.size:
         flat = value.reshape(-1).copy()
-        flat[int(rng.integers(flat.size))] = (2**62 + 7) if mutation == "huge_int" else -int(rng.integers(1, 2**40))
+        extreme = bool(rng.integers(2))  # the int64 limits themselves (INT64_MIN - 1 would overflow, ...)
+        if mutation == "huge_int":
+            flat[int(rng.integers(flat.size))] = 2**63 - 1 if extreme else 2**62 + 7
+        else:
+            flat[int(rng.integers(flat.size))] = -(2**63) if extreme else -int(rng.integers(1, 2**40))
         feeds[target] = flat.reshape(value.shape)
     elif mutation == "zero_dim" and value.ndim:
         shape = list(value.shape)
@@ -208,3 +213,20 @@ def run_case(spec: OpSpec, rng: np.random.Generator, threads: int = 1) -> Outcom
             TypeError) as exc:
         return Outcome("error", mutation, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     return Outcome("ok", mutation)
+
+
+def case_seed(op_name: str, index: int, base: int = 0) -> int:
+    """The seed of fuzz case `index` of `op_name` in a run seeded `base`: the same in every process (unlike
+    ``hash(str)``, which Python salts per process), so a printed seed always reproduces its case."""
+    digest = hashlib.sha256(f"{base}:{op_name}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # a non-negative int64
+
+
+def run_seeded_case(spec: OpSpec, seed: int) -> Outcome:
+    """One fuzz case, entirely determined by `seed` (mutation, feeds, attributes and thread count)."""
+    rng = np.random.default_rng(seed)
+    return run_case(spec, rng, threads=int(rng.integers(1, 3)))
+
+
+def reproduce_hint(op_name: str, seed: int) -> str:
+    return f"reproduce with: python scripts/fuzz_ops.py --op {op_name} --case-seed {seed}"

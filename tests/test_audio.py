@@ -126,9 +126,23 @@ def test_write_errors_leave_nothing(tmp_path: Path) -> None:
         audio.write_audio(tmp_path / "o.xyz", x, 44100)
     with pytest.raises(audio.AudioError, match="does not exist"):
         audio.write_audio(tmp_path / "nope" / "o.wav", x, 44100)
-    with pytest.raises(audio.AudioError, match="cannot write"):
-        audio.write_audio(tmp_path / "o.flac", x, 1_000_000)  # flac refuses this sample rate
+    with pytest.raises(audio.AudioError, match="sample rates from 1 to 655350 Hz"):
+        audio.write_audio(tmp_path / "o.flac", x, 1_000_000)  # flac cannot hold this sample rate
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_write_leaves_no_part_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def failing_write(self, data):
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise sf.LibsndfileError(0, "disk full (simulated)")
+
+    monkeypatch.setattr(sf.SoundFile, "write", failing_write)
+    with pytest.raises(audio.AudioError, match="cannot write audio"):
+        audio.write_audio(tmp_path / "o.wav", np.zeros(3 * audio.WRITE_BLOCK_FRAMES, np.float32), 8000)
+    assert calls == [audio.WRITE_BLOCK_FRAMES] * 2 and list(tmp_path.iterdir()) == []
 
 
 def test_write_replaces_existing_file_atomically(tmp_path: Path) -> None:

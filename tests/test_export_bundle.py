@@ -96,6 +96,9 @@ def test_existing_directory(tmp_path: Path, golden_codec):
     with pytest.raises(ExportError, match="not empty"):
         export_bundle(out, codec=golden_codec, coarse=coarse)
     assert (out / "old.txt").exists()
+    with pytest.raises(ExportError, match="not a vampnet bundle"):  # --overwrite replaces only a bundle
+        export_bundle(out, codec=golden_codec, coarse=coarse, overwrite=True)
+    (out / "vampnet.json").write_text("{}")
     export_bundle(out, codec=golden_codec, coarse=coarse, overwrite=True)
     assert not (out / "old.txt").exists() and (out / "vampnet.json").exists()
     assert not _leftovers(tmp_path)

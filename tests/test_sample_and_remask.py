@@ -592,3 +592,22 @@ def test_scalars_of_shape_one_in_kernel_and_reference():
     for a, b, c in zip(native, reference, expected):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, c)
+
+
+@pytest.mark.parametrize("min_tokens", [-(2**63), -(2**63) + 1, -5])
+def test_typical_min_tokens_at_int64_min_is_like_one(min_tokens):
+    """typical_min_tokens <= 1 all mean "no minimum": INT64_MIN once overflowed `min_tokens - 1` (undefined
+    behaviour, reported by UBSan; the optimised build happened to compute the intended value). This test catches
+    it when run under UBSan (scripts/sanitize.sh)."""
+    rng = np.random.default_rng(11)
+    rows = rng.standard_normal((6, 64)).astype(np.float32) * 3
+    expected = _kernels.filter_rows(rows, 0.0, 0, 0.15, 1)
+    assert np.isneginf(expected).any()  # the filter really removes tokens at this mass
+    np.testing.assert_array_equal(_kernels.filter_rows(rows, 0.0, 0, 0.15, min_tokens), expected)
+    logits, codes, start, n0 = random_case(rng)
+    options = dict(step=0, num_steps=4, temperature=1.0, sample_cutoff=1.0, mask_temperature=1.0, typical_mass=0.15)
+    uniforms = _kernels.philox_uniform(np.array(5, np.int64), 0, np.array(logits.shape[:3]))
+    one = run_step(step_feeds(logits, codes, start, n0, uniforms=uniforms, typical_min_tokens=1, **options))
+    got = run_step(step_feeds(logits, codes, start, n0, uniforms=uniforms, typical_min_tokens=min_tokens, **options))
+    for a, b in zip(got, one):
+        np.testing.assert_array_equal(a, b)

@@ -6,15 +6,17 @@ channel count); resampling uses soxr (VHQ); loudness uses pyloudnorm (ITU-R BS.1
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
 from .fileio import publish
+from .paths import PathError, check_input_file, check_output_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -34,15 +36,14 @@ def _soundfile():
 
 
 def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
-    """Samples float32 [channels, frames] in [-1, 1] (int formats scaled) and the sample rate of `path`."""
+    """Samples float32 [channels, frames] in [-1, 1] (int formats scaled) and the sample rate of `path`.
+
+    Anything but a regular file (a FIFO, a device, a socket, a directory) is refused before it is opened."""
     sf = _soundfile()
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: no such file")
-    if p.is_dir():
-        raise AudioError(f"{p}: is a directory, not an audio file")
-    if not os.access(p, os.R_OK):
-        raise AudioError(f"{p}: permission denied")
+    try:
+        p = check_input_file(path, "input audio")
+    except PathError as exc:
+        raise AudioError(str(exc)) from None
     try:
         data, sample_rate = sf.read(str(p), dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
@@ -68,17 +69,56 @@ def supported_formats() -> list[str]:
     return sorted(ext.lower() for ext in _soundfile().available_formats())
 
 
-def check_writable_format(path: PathLike) -> str:
-    """The soundfile format name for `path`'s extension; AudioError when it is missing or unsupported."""
-    suffix = Path(path).suffix.lstrip(".").upper()
-    formats = _soundfile().available_formats()
-    if suffix == "OGA":
-        suffix = "OGG"
-    if not suffix or suffix not in formats:
+@dataclass(frozen=True)
+class OutputFormat:
+    """How one output extension is written (libsndfile major format and subtype) and its rate limit."""
+
+    extension: str
+    format: str
+    subtype: str
+    max_sample_rate: int
+
+
+# Exactly what write_audio writes; every other extension is refused before any work. libvorbis crashed
+# (SIGSEGV) encoding above 192 kHz, so .ogg stops there; FLAC streams hold at most 655350 Hz.
+OUTPUT_FORMATS = {
+    ".wav": OutputFormat(".wav", "WAV", "PCM_16", 768_000),
+    ".flac": OutputFormat(".flac", "FLAC", "PCM_16", 655_350),
+    ".ogg": OutputFormat(".ogg", "OGG", "VORBIS", 192_000),
+}
+# Frames per SoundFile.write call: libvorbis overflowed its stack (SIGSEGV) when libsndfile handed it a whole
+# long clip (about 30 s and more) in one call.
+WRITE_BLOCK_FRAMES = 1 << 15
+
+
+def output_format(path: PathLike, sample_rate: Optional[int] = None) -> OutputFormat:
+    """The OutputFormat of `path`'s extension (AudioError naming exactly the supported ones otherwise), checked
+    against `sample_rate` when given."""
+    suffix = Path(path).suffix.lower()
+    fmt = OUTPUT_FORMATS.get(suffix)
+    if fmt is None:
+        shown = f"'{Path(path).suffix}'" if suffix else "none"
+        raise AudioError(f"{path}: cannot write audio with extension {shown} (supported: {', '.join(OUTPUT_FORMATS)})")
+    if sample_rate is not None and not 1 <= int(sample_rate) <= fmt.max_sample_rate:
         raise AudioError(
-            f"{path}: cannot write audio with extension '{Path(path).suffix}' (use one of: .wav, .flac, .ogg)"
+            f"{path}: {fmt.extension} output supports sample rates from 1 to {fmt.max_sample_rate} Hz, got {sample_rate}"
         )
-    return suffix
+    return fmt
+
+
+def check_writable_format(path: PathLike) -> str:
+    """The libsndfile format name for `path`'s extension; AudioError when it is missing or unsupported."""
+    return output_format(path).format
+
+
+def check_output_path(path: PathLike, sample_rate: Optional[int] = None) -> Path:
+    """Everything write_audio needs, checked before any work: a supported extension (and rate), an existing
+    directory where a file can be created, and a path that is not a directory."""
+    output_format(path, sample_rate)
+    try:
+        return check_output_file(path, "output")
+    except PathError as exc:
+        raise AudioError(str(exc)) from None
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -164,33 +204,51 @@ def prepare(samples: np.ndarray, sample_rate: int, target_rate: int, hop_length:
 
 
 def finish(decoded: np.ndarray, sample_rate: int, length: int, target_lufs: float) -> np.ndarray:
-    """Decoder output -> final audio: trim (or zero-pad) to `length`, restore `target_lufs`, peak <= 1."""
+    """Decoder output -> final audio: trim (or zero-pad) to `length`, restore `target_lufs`, peak <= 1.
+
+    Gain and peak limiting run in float64, so restoring the loudness of an input near FLT_MAX (a gain far beyond
+    float32's range) still gives finite samples; a non-finite result is an error, never written."""
     x = np.asarray(decoded, dtype=np.float32).reshape(-1)
     x = x[:length] if x.size >= length else np.pad(x, (0, length - x.size))
     if not np.isfinite(x).all():
         raise AudioError("the decoder produced NaN or infinite samples")
-    return limit_peak(set_loudness(x, sample_rate, target_lufs))
+    exponent = (float(target_lufs) - loudness(x, sample_rate)) / 20.0
+    if not math.isfinite(exponent) or exponent > 300.0:
+        raise AudioError(f"cannot restore the input loudness ({target_lufs} LUFS): the gain is out of range")
+    y = x.astype(np.float64) * (10.0 ** exponent)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > 1.0:
+        y = y * (1.0 / peak)
+    out = y.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise AudioError("the output holds NaN or infinite samples after loudness restoration")
+    return out
 
 
 def write_audio(path: PathLike, samples: np.ndarray, sample_rate: int) -> Path:
     """Write mono or [channels, frames] `samples` to `path` atomically: a temporary file in the same directory,
-    then ``os.replace``; on any failure nothing is left behind. The format follows the extension (wav: 16-bit PCM,
-    flac: 16-bit, ogg: vorbis)."""
+    then ``os.replace``; on any failure nothing is left behind. The format follows the extension (OUTPUT_FORMATS:
+    wav and flac 16-bit PCM, ogg vorbis); samples go to libsndfile in blocks of WRITE_BLOCK_FRAMES frames."""
     sf = _soundfile()
     p = Path(path)
-    fmt = check_writable_format(p)
+    fmt = output_format(p, sample_rate)
     directory = p.parent if str(p.parent) else Path(".")
     if not directory.is_dir():
         raise AudioError(f"{p}: the output directory {directory} does not exist")
     data = np.asarray(samples, dtype=np.float32)
-    data = data.T if data.ndim == 2 else data
+    data = data.T if data.ndim == 2 else data.reshape(-1, 1)
+    if not np.isfinite(data).all():
+        raise AudioError(f"{p}: refusing to write NaN or infinite samples")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=str(directory))
     except OSError as exc:
         raise AudioError(f"{p}: cannot write in {directory} ({exc.strerror or exc})") from None
     os.close(fd)
     try:
-        sf.write(tmp_name, data, int(sample_rate), format=fmt)
+        with sf.SoundFile(tmp_name, "w", samplerate=int(sample_rate), channels=int(data.shape[1]),
+                          format=fmt.format, subtype=fmt.subtype) as out:
+            for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
+                out.write(data[start: start + WRITE_BLOCK_FRAMES])
         publish(tmp_name, p)
     except BaseException as exc:
         try:

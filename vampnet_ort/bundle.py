@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import onnxruntime as ort
 
+from . import graph_check
 from .fileio import file_sha256
 from .library import create_session
+from .paths import is_within
 
 BUNDLE_FORMAT = "vampnet-ort-bundle"
 BUNDLE_FORMAT_VERSION = 1
@@ -53,6 +56,29 @@ def _require(mapping: Mapping[str, Any], key: str, kind: type | tuple, where: st
     return value
 
 
+def _optional_object(mapping: Mapping[str, Any], key: str, where: str) -> Dict[str, Any]:
+    value = mapping.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BundleError(f"{where}: field '{key}' must be an object, got {type(value).__name__}")
+    return dict(value)
+
+
+def _in_range(value: int, name: str, low: int, high: int, where: str) -> int:
+    if not low <= value <= high:
+        raise BundleError(f"{where}: field '{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
+# Plausibility bounds of vampnet.json's numbers (beyond them nothing works; the graphs are cross-checked too).
+MAX_SAMPLE_RATE = 768_000
+MAX_HOP_LENGTH = 1 << 20
+MAX_CODEBOOKS = 1024
+MAX_VOCAB_SIZE = 1 << 24
+MAX_CHUNK_FRAMES = 1 << 20
+
+
 @dataclass(frozen=True)
 class StageInfo:
     """One generation stage (coarse or c2f) as described by vampnet.json."""
@@ -72,12 +98,17 @@ class StageInfo:
             n_conditioning_codebooks=_require(raw, "n_conditioning_codebooks", int, where),
             n_predict_codebooks=_require(raw, "n_predict_codebooks", int, where),
             chunk_frames=_require(raw, "chunk_frames", int, where),
-            config=dict(raw.get("config") or {}),
+            config=_optional_object(raw, "config", where),
         )
-        if info.n_codebooks < 1 or info.n_conditioning_codebooks < 0 or info.chunk_frames < 1 or (
-            info.n_conditioning_codebooks + info.n_predict_codebooks != info.n_codebooks
-        ):
-            raise BundleError(f"{where}: inconsistent codebook counts or chunk size")
+        _in_range(info.n_codebooks, "n_codebooks", 1, MAX_CODEBOOKS, where)
+        _in_range(info.n_conditioning_codebooks, "n_conditioning_codebooks", 0, info.n_codebooks - 1, where)
+        _in_range(info.n_predict_codebooks, "n_predict_codebooks", 1, info.n_codebooks, where)
+        _in_range(info.chunk_frames, "chunk_frames", 1, MAX_CHUNK_FRAMES, where)
+        if info.n_conditioning_codebooks + info.n_predict_codebooks != info.n_codebooks:
+            raise BundleError(
+                f"{where}: n_conditioning_codebooks {info.n_conditioning_codebooks} + n_predict_codebooks "
+                f"{info.n_predict_codebooks} != n_codebooks {info.n_codebooks}"
+            )
         return info
 
 
@@ -173,12 +204,16 @@ def read_manifest(path: PathLike) -> Dict[str, Any]:
     if not directory.is_dir():
         raise BundleError(f"{directory}: not a directory (a bundle is a directory written by 'vampnet-ort export')")
     manifest_path = directory / MANIFEST_NAME
-    if not manifest_path.is_file():
+    if not manifest_path.exists() and not manifest_path.is_symlink():
         raise BundleError(f"{directory}: not a model bundle (no {MANIFEST_NAME}); create one with 'vampnet-ort export'")
+    check_bundle_member(directory, MANIFEST_NAME)
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{manifest_path}: unreadable or not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleError(f"{manifest_path}: not a usable vampnet.json (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, over-long integers
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BundleError(f"{manifest_path}: unreadable or not valid JSON ({first})") from None
     if not isinstance(manifest, dict):
         raise BundleError(f"{manifest_path}: expected a JSON object")
     if manifest.get("format") != BUNDLE_FORMAT:
@@ -197,21 +232,43 @@ def read_manifest(path: PathLike) -> Dict[str, Any]:
         if not isinstance(entry, dict):
             raise BundleError(f"{where}: expected an object")
         _require(entry, "sha256", str, where)
-        _require(entry, "bytes", int, where)
-        if Path(name).name != name or name in (".", ".."):
+        if _require(entry, "bytes", int, where) < 0:
+            raise BundleError(f"{where}: field 'bytes' must be >= 0")
+        if not name or Path(name).name != name or name in (".", "..", MANIFEST_NAME):
             raise BundleError(f"{where}: file names must be plain names inside the bundle")
     for model in REQUIRED_MODELS:
         if MODEL_FILES[model] not in files:
             raise BundleError(f"{manifest_path}: the bundle lists no {MODEL_FILES[model]} (incomplete export)")
+    if not isinstance(manifest.get("demo", False), bool):
+        raise BundleError(f"{manifest_path}: field 'demo' must be true or false")
+    _optional_object(manifest, "codec", str(manifest_path))
+    _optional_object(manifest.get("codec") or {}, "config", f"{manifest_path}: codec")
     return manifest
+
+
+def check_bundle_member(directory: Path, name: str) -> Path:
+    """`directory / name` when it is a regular file that resolves inside the bundle directory (a symlink may
+    point only to another file of the bundle, never out of it: what is verified is what is loaded)."""
+    path = directory / name
+    try:
+        st = os.stat(path)  # follows symlinks; never opens (a FIFO cannot block)
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise BundleError(f"{directory}: {name} is a dangling symlink") from None
+        raise BundleError(f"{directory}: incomplete bundle: {name} is missing") from None
+    except OSError as exc:
+        raise BundleError(f"{directory}: cannot access {name} ({exc.strerror or exc})") from None
+    if path.is_symlink() and not is_within(path, directory):
+        raise BundleError(f"{directory}: {name} is a symlink to {path.resolve()}, outside the bundle; refused")
+    if not stat.S_ISREG(st.st_mode):
+        raise BundleError(f"{directory}: {name} is not a regular file")
+    return path
 
 
 def verify_files(directory: Path, manifest: Mapping[str, Any]) -> None:
     """Every listed file is present, has the listed size and sha256."""
     for name, entry in sorted(manifest["files"].items()):
-        path = directory / name
-        if not path.is_file():
-            raise BundleError(f"{directory}: incomplete bundle: {name} is missing")
+        path = check_bundle_member(directory, name)
         size = path.stat().st_size
         if size != entry["bytes"]:
             what = "truncated" if size < entry["bytes"] else "larger than recorded"
@@ -229,6 +286,9 @@ def load_bundle(path: PathLike, *, verify: bool = True, intra_op_threads: Option
     where = str(directory / MANIFEST_NAME)
     if verify:
         verify_files(directory, manifest)
+    else:
+        for name in manifest["files"]:
+            check_bundle_member(directory, name)
     coarse = StageInfo.parse(_require(manifest, "coarse", dict, where), f"{where}: coarse")
     c2f_raw = manifest.get("c2f")
     c2f = StageInfo.parse(c2f_raw, f"{where}: c2f") if c2f_raw else None
@@ -242,15 +302,54 @@ def load_bundle(path: PathLike, *, verify: bool = True, intra_op_threads: Option
         n_codebooks=_require(manifest, "n_codebooks", int, where),
         vocab_size=_require(manifest, "vocab_size", int, where),
         mask_token=_require(manifest, "mask_token", int, where),
-        demo=bool(manifest.get("demo", False)),
+        demo=manifest.get("demo", False),
         coarse=coarse,
         c2f=c2f,
         intra_op_threads=intra_op_threads,
     )
-    if bundle.sample_rate <= 0 or bundle.hop_length <= 0:
-        raise BundleError(f"{where}: invalid sample_rate or hop_length")
+    _in_range(bundle.sample_rate, "sample_rate", 1, MAX_SAMPLE_RATE, where)
+    _in_range(bundle.hop_length, "hop_length", 2, MAX_HOP_LENGTH, where)
+    _in_range(bundle.n_codebooks, "n_codebooks", 1, MAX_CODEBOOKS, where)
+    _in_range(bundle.vocab_size, "vocab_size", 2, MAX_VOCAB_SIZE, where)
+    if bundle.mask_token != bundle.vocab_size:
+        raise BundleError(f"{where}: mask_token must equal vocab_size ({bundle.vocab_size}), got {bundle.mask_token}")
     if coarse.n_codebooks > bundle.n_codebooks or (c2f is not None and c2f.n_codebooks > bundle.n_codebooks):
         raise BundleError(f"{where}: a model uses more codebooks than the codec has")
-    if c2f is not None and c2f.n_conditioning_codebooks > coarse.n_codebooks:
-        raise BundleError(f"{where}: c2f conditions on more codebooks than the coarse model produces")
+    if c2f is not None and c2f.n_conditioning_codebooks != coarse.n_codebooks:
+        raise BundleError(
+            f"{where}: c2f conditions on {c2f.n_conditioning_codebooks} codebooks but the coarse model produces "
+            f"{coarse.n_codebooks}"
+        )
+    if verify:
+        check_bundle_graphs(bundle)
     return bundle
+
+
+def check_bundle_graphs(bundle: Bundle) -> None:
+    """Cross-check every listed graph against vampnet.json (``vampnet_ort.graph_check``): referenced files
+    listed and hashed, codec metadata and codebook counts equal to the manifest's numbers."""
+    listed = bundle.manifest["files"]
+    stages = {"coarse": bundle.coarse, "c2f": bundle.c2f, "coarse_logits": bundle.coarse, "c2f_logits": bundle.c2f}
+    for model_name, file_name in MODEL_FILES.items():
+        if file_name not in listed:
+            continue
+
+        def fail(problem: str, file_name: str = file_name) -> BundleError:
+            return BundleError(f"{bundle.path / file_name}: {problem}")
+
+        model = graph_check.load_graph(bundle.path / file_name, fail)
+        for location in sorted(graph_check.external_files(model)):
+            if not location or Path(location).name != location or location in (".", ".."):
+                raise fail(f"references external data {location!r} outside the bundle directory; refused")
+            if location not in listed:
+                raise fail(f"references {location}, which vampnet.json does not list (so it is not verified); "
+                           "re-export the bundle")
+        if model_name.startswith("codec_"):
+            graph_check.check_codec_graph(model, model_name, bundle.manifest, fail)
+        else:
+            stage = stages[model_name]
+            if stage is None:
+                raise fail(f"is listed but vampnet.json describes no {model_name.split('_')[0]} stage")
+            graph_check.check_decode_graph(model, stage.n_codebooks, stage.n_conditioning_codebooks,
+                                           bundle.vocab_size, fail, decode=model_name in ("coarse", "c2f"))
+        del model

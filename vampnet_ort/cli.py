@@ -93,8 +93,15 @@ def _add_vamp_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
                    help="resample the output to this rate (default: the codec's rate, 44100 Hz for VampNet)")
     o.add_argument("--threads", type=int, metavar="N",
                    help="ONNX Runtime intra-op threads per worker (default: the cores / --workers)" if batch
-                   else "ONNX Runtime intra-op threads (default: all cores)")
+                   else "ONNX Runtime intra-op threads (default: all cores; more than the available CPUs are capped "
+                        "to them, with a note)")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+    _add_verbose(o)
+
+
+def _add_verbose(p: argparse._ActionsContainer) -> None:
+    p.add_argument("--verbose", action="store_true",
+                   help="also show ONNX Runtime's own log lines (warnings and errors; off by default)")
 
 
 def _vamp_options(args: argparse.Namespace):
@@ -144,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--logits", action="store_true", help="also write coarse_logits.onnx / c2f_logits.onnx (one forward pass)")
     e.add_argument("--lora-coarse", metavar="PTH", help="LoRA file (lora_A/lora_B tensors) merged into the coarse model")
     e.add_argument("--lora-c2f", metavar="PTH", help="LoRA file merged into the c2f model")
-    e.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out directory")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace an existing bundle at --out (only a directory holding vampnet.json)")
+    _add_verbose(e)
 
     v = sub.add_parser("vamp", help="vamp an audio file",
                        description="Regenerate the masked parts of INPUT with VampNet and write OUTPUT "
@@ -161,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="describe and verify a bundle", description="Print what a bundle holds and verify every file's sha256.")
     i.add_argument("bundle", metavar="DIR", nargs="?", help="bundle directory (default: the demo bundle, built if needed)")
+    _add_verbose(i)
 
     d = sub.add_parser("demo", help="synthesize a clip and vamp it with the demo bundle",
                        description="Write OUT_DIR/input.wav (a synthesized 5 s stereo clip), OUT_DIR/output.wav (its vamp) "
@@ -170,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, metavar="X", default=5.0, help="length of the synthesized clip (default 5)")
     d.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+    _add_verbose(d)
 
     a = sub.add_parser("app", help="start the Gradio app (needs the 'app' extra)",
                        description="Serve a Gradio UI with the controls of upstream VampNet's app, and the API "
@@ -192,11 +203,15 @@ def _log(quiet: bool):
 
 
 def _open_pipeline(models: Optional[str], threads: Optional[int], quiet: bool):
+    from .library import available_cpus
     from .pipeline import Pipeline
 
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
     log = _log(quiet)
+    if threads is not None and threads > available_cpus():
+        log(f"note: --threads {threads} capped at {available_cpus()}, the CPUs available to this process")
+        threads = available_cpus()
     if models is None:
         from .demo import DEMO_NOTE, demo_bundle_path
 
@@ -206,20 +221,17 @@ def _open_pipeline(models: Optional[str], threads: Optional[int], quiet: bool):
 
 
 def _cmd_vamp(args: argparse.Namespace) -> int:
-    from .audio import check_writable_format
     from .bundle import read_manifest
-    from .pipeline import output_paths
+    from .pipeline import check_vamp_paths, output_paths
 
     options = _vamp_options(args)
-    if not Path(args.input).exists():
-        raise ValueError(f"{args.input}: no such file")
-    for target in output_paths(args.output, max(1, args.variations)):
-        check_writable_format(target)
-    if args.models is not None:  # cheap checks before hashing a large bundle
-        manifest = read_manifest(args.models)
-        options.validate(int(manifest.get("n_codebooks", 14)))
-    else:
-        options.validate(14)
+    n_codebooks = 14  # the demo bundle's; a bundle's own count is read cheaply, before hashing its files
+    if args.models is not None:
+        declared = read_manifest(args.models).get("n_codebooks")
+        n_codebooks = declared if isinstance(declared, int) and not isinstance(declared, bool) else 14
+    options.validate(n_codebooks)
+    check_vamp_paths(args.input, output_paths(args.output, args.variations), plot=args.plot,
+                     output_sample_rate=args.output_sample_rate)
     started = time.perf_counter()
     pipe = _open_pipeline(args.models, args.threads, args.quiet)
     written, result = pipe.vamp_file(args.input, args.output, options, plot=args.plot,
@@ -237,14 +249,22 @@ def _cmd_vamp(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    for flag, value in (("--codec", args.codec), ("--coarse", args.coarse), ("--c2f", args.c2f),
-                        ("--lora-coarse", args.lora_coarse), ("--lora-c2f", args.lora_c2f)):
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"{flag} {value}: no such file")
+    from .paths import PathError, check_input_file
+
+    inputs = (("--codec", args.codec), ("--coarse", args.coarse), ("--c2f", args.c2f),
+              ("--lora-coarse", args.lora_coarse), ("--lora-c2f", args.lora_c2f))
+    for flag, value in inputs:
+        if value is not None:
+            try:
+                check_input_file(value, "checkpoint")
+            except PathError as exc:
+                raise ValueError(f"{flag} {exc}") from None
     try:
-        from vampnet_ort.export.bundle import export_bundle
+        from vampnet_ort.export.bundle import check_target, export_bundle
     except ImportError as exc:
         raise ValueError(f"the exporter is not available in this installation ({exc})") from None
+    check_target(args.out, overwrite=args.overwrite, inputs=[v for _, v in inputs if v is not None],
+                 overwrite_flag="--overwrite")
     out = export_bundle(args.out, codec=args.codec, coarse=args.coarse, c2f=args.c2f, logits=args.logits,
                         lora_coarse=args.lora_coarse, lora_c2f=args.lora_c2f, overwrite=args.overwrite)
     print(out)
@@ -299,12 +319,21 @@ def _cmd_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_ort_logging(verbose: bool) -> None:
+    """ONNX Runtime logs failures itself (coloured ``[E:onnxruntime:...]`` lines) before raising; the CLI reports
+    every error in one line of its own, so ORT's log shows only with --verbose (then from warnings up)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(2 if verbose else 4)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    _set_ort_logging(bool(getattr(args, "verbose", False)))
     from .batch.command import cmd_batch
 
     handlers = {"vamp": _cmd_vamp, "export": _cmd_export, "info": _cmd_info, "demo": _cmd_demo, "app": _cmd_app,

@@ -18,6 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .fileio import rename_no_replace
 from .bundle import BundleError, load_bundle
 from .version import __version__
 
@@ -77,7 +78,7 @@ def demo_bundle_path(log: Optional[Callable[[str], None]] = None) -> Path:
     try:
         built = build_demo_bundle(staging / "bundle")
         try:
-            os.rename(built, target)
+            rename_no_replace(built, target)  # never replaces a bundle another builder put there meanwhile
         except OSError:
             if not target.is_dir():  # lost a race only if somebody else's build is there now
                 raise

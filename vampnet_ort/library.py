@@ -47,6 +47,22 @@ def _is_registered(session_options: ort.SessionOptions) -> bool:
         return False
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; os.cpu_count() where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def capped_threads(requested: int | None) -> int | None:
+    """`requested` intra-op threads, at most ``available_cpus()``: more threads than CPUs only adds contention
+    (ORT's workers spin; 1000 threads on 2 CPUs ran 60x slower), never speed."""
+    if requested is None:
+        return None
+    return max(1, min(int(requested), available_cpus()))
+
+
 def session_options(
     *,
     with_library: bool = True,
@@ -59,13 +75,14 @@ def session_options(
     ``disable_prepacking=True`` sets ``session.disable_prepacking = 1``: ORT then keeps no repacked copy of the
     MatMul weights next to the (memory-mapped) originals, which roughly halves a decode graph's peak RSS
     (release coarse: 2.09x -> 1.17x the weights' size) at about the same forward speed (docs/RELIABILITY.md,
-    benchmarks/bench_prepacking.py). See :func:`decode_session_options`.
+    benchmarks/bench_prepacking.py). See :func:`decode_session_options`. `intra_op_threads` is capped at the
+    CPUs available (``capped_threads``).
     """
     options = ort.SessionOptions()
     if disable_prepacking:
         options.add_session_config_entry("session.disable_prepacking", "1")
     if intra_op_threads is not None:
-        options.intra_op_num_threads = int(intra_op_threads)
+        options.intra_op_num_threads = capped_threads(intra_op_threads)
     options.inter_op_num_threads = int(inter_op_threads)
     if with_library:
         register(options)

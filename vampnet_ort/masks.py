@@ -357,6 +357,11 @@ def beat_mask(
     return mask
 
 
+# Bounds of the mask options (beyond them every frame is kept anyway; they keep frame arithmetic in int64).
+MAX_SECONDS = 86_400.0  # prefix / suffix: one day; beat width: one day in ms
+MAX_INT_OPTION = 2**31 - 1  # periods, widths and codebook indices
+
+
 @dataclass
 class MaskOptions:
     """The upstream app's mask controls (defaults = the app's defaults)."""
@@ -377,14 +382,16 @@ class MaskOptions:
     def validate(self, n_codebooks: int) -> None:
         _check_probability(self.intensity, "mask intensity")
         _check_probability(self.dropout, "dropout")
-        for name in ("prefix_s", "suffix_s", "beat_width_ms"):
+        for name, label, high in (("prefix_s", "prefix (seconds)", MAX_SECONDS), ("suffix_s", "suffix (seconds)", MAX_SECONDS),
+                                  ("beat_width_ms", "beat width (ms)", MAX_SECONDS * 1000.0)):
             value = float(getattr(self, name))
-            if not math.isfinite(value) or value < 0:
-                raise MaskError(f"{name.replace('_', ' ')} must be a finite value >= 0, got {value}")
+            if not math.isfinite(value) or not 0 <= value <= high:
+                raise MaskError(f"{label} must be between 0 and {high:g}, got {value:g}")
         for name in ("periodic_period", "periodic_width", "onset_width", "n_conditioning_codebooks",
                      "upper_codebook_mask"):
-            if int(getattr(self, name)) < 0:
-                raise MaskError(f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}")
+            if not 0 <= int(getattr(self, name)) <= MAX_INT_OPTION:
+                raise MaskError(f"{name.replace('_', ' ')} must be between 0 and {MAX_INT_OPTION}, "
+                                f"got {getattr(self, name)}")
         if self.upper_codebook_mask > n_codebooks:
             raise MaskError(
                 f"upper codebook mask {self.upper_codebook_mask} is beyond the model's {n_codebooks} codebooks"

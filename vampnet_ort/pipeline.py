@@ -32,6 +32,7 @@ from . import audio as audio_io
 from . import masks
 from .bundle import Bundle, BundleError, load_bundle
 from .fileio import publish
+from .paths import PathError, check_distinct, check_input_file, check_output_file, same_file
 
 PathLike = Union[str, os.PathLike]
 ProgressCallback = Callable[[str, int, int], None]
@@ -40,6 +41,8 @@ stage starts and after each unit of work (coarse/c2f: a chunk, counted over all 
 output); done == total when the stage is finished."""
 
 MAX_VARIATIONS = 64
+INT64_MAX = 2**63 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_TIME_STRETCH = 16
 
 
@@ -66,6 +69,9 @@ class SamplingOptions:
             value = float(getattr(self, name))
             if not math.isfinite(value):
                 raise PipelineError(f"{stage} {name.replace('_', ' ')} must be finite, got {value}")
+            if abs(value) > FLOAT32_MAX:  # the graphs take float32: it would become infinite
+                raise PipelineError(f"{stage} {name.replace('_', ' ')} must be at most {FLOAT32_MAX:.4g} in "
+                                    f"magnitude (a float32), got {value:g}")
         if self.temperature < 0:
             raise PipelineError(f"{stage} temperature must be >= 0 (0 = argmax), got {self.temperature}")
         if self.mask_temperature < 0:
@@ -74,8 +80,9 @@ class SamplingOptions:
             raise PipelineError(f"{stage} top-p must be in [0, 1] (0 or 1: off), got {self.top_p}")
         if not 0.0 <= self.typical_mass < 1.0:
             raise PipelineError(f"{stage} typical mass must be in [0, 1) (0: off), got {self.typical_mass}")
-        if int(self.typical_min_tokens) < 1:
-            raise PipelineError(f"{stage} typical min tokens must be >= 1, got {self.typical_min_tokens}")
+        if not 1 <= int(self.typical_min_tokens) <= INT64_MAX:
+            raise PipelineError(f"{stage} typical min tokens must be between 1 and {INT64_MAX}, got "
+                                f"{self.typical_min_tokens}")
 
 
 def _c2f_defaults() -> SamplingOptions:
@@ -176,6 +183,38 @@ def output_paths(output: PathLike, variations: int) -> List[Path]:
     if variations == 1:
         return [p]
     return [p.with_name(f"{p.stem}_{i}{p.suffix}") for i in range(variations)]
+
+
+MAX_OUTPUT_SAMPLE_RATE = 768_000
+
+
+def check_vamp_paths(input_path: PathLike, targets: List[Path], *, plot: Optional[PathLike] = None,
+                     output_sample_rate: Optional[int] = None) -> None:
+    """Every check of a file run's paths that needs no audio, done before any work: the input is a readable
+    regular file; each output has a supported extension (and rate), a writable directory, and is not the input
+    (resolved, so symlinks and hard links count); the plot likewise."""
+    if output_sample_rate is not None and not 1 <= int(output_sample_rate) <= MAX_OUTPUT_SAMPLE_RATE:
+        raise PipelineError(
+            f"output sample rate must be between 1 and {MAX_OUTPUT_SAMPLE_RATE} Hz, got {output_sample_rate}")
+    try:
+        check_input_file(input_path, "input audio")
+    except PathError as exc:  # as read_audio reports it
+        raise audio_io.AudioError(str(exc)) from None
+    try:
+        for target in targets:
+            audio_io.output_format(target, output_sample_rate)  # AudioError naming the supported formats
+            check_output_file(target, "output")
+        check_distinct(input_path, targets)
+        if plot is not None:
+            _matplotlib()  # fail before the work when the extra is missing
+            if Path(plot).suffix.lower() != ".png":
+                raise PipelineError(f"{plot}: the plot is written as PNG; give a .png path")
+            check_output_file(plot, "plot")
+            check_distinct(input_path, [plot])
+            if any(same_file(plot, target) for target in targets):
+                raise PipelineError(f"{plot}: the plot would overwrite an audio output")
+    except PathError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 class Pipeline:
@@ -396,19 +435,8 @@ class Pipeline:
         options = options or VampOptions()
         options.validate(self.bundle.n_codebooks)
         targets = output_paths(output_path, int(options.variations))
-        for target in targets:
-            audio_io.check_writable_format(target)
-            parent = target.parent if str(target.parent) else Path(".")
-            if not parent.is_dir():
-                raise PipelineError(f"{target}: the output directory {parent} does not exist")
-        if plot is not None:
-            _matplotlib()  # fail before the work when the extra is missing
-            if Path(plot).suffix.lower() != ".png":
-                raise PipelineError(f"{plot}: the plot is written as PNG; give a .png path")
-            if not (Path(plot).parent if str(Path(plot).parent) else Path(".")).is_dir():
-                raise PipelineError(f"{plot}: the plot's directory does not exist")
-        if output_sample_rate is not None and not 1 <= int(output_sample_rate) <= 768_000:
-            raise PipelineError(f"output sample rate must be between 1 and 768000 Hz, got {output_sample_rate}")
+        check_vamp_paths(input_path, targets, plot=plot,
+                         output_sample_rate=self.bundle.sample_rate if output_sample_rate is None else output_sample_rate)
         samples, sr = audio_io.read_audio(input_path)
         result = self.vamp_samples(samples, sr, options, on_progress=on_progress)
         rate = int(output_sample_rate or result.sample_rate)
@@ -485,5 +513,6 @@ __all__ = [
     "BundleError",
     "derive_seed",
     "output_paths",
+    "check_vamp_paths",
     "plot_codes",
 ]

@@ -440,7 +440,8 @@ void typical_filter(float* x, int64_t n, float mass, int64_t min_tokens, Scratch
   const int64_t count = ranked.count_up_to(kNone);
   // last_ind = number of tokens before the crossing one (all of them when the mass is never reached).
   const int64_t last_ind = boundary == kNone ? count : ranked.count_up_to(boundary) - 1;
-  const int64_t threshold_pos = std::max<int64_t>(last_ind, min_tokens - 1);
+  // max(last_ind, min_tokens - 1) without computing min_tokens - 1 when it would overflow (INT64_MIN).
+  const int64_t threshold_pos = min_tokens > last_ind ? min_tokens - 1 : last_ind;
   if (threshold_pos >= count) return;  // keeps every token
   const uint64_t threshold_key = threshold_pos == last_ind ? boundary : ranked.key_at_position(threshold_pos);
   const float threshold = gap[token_of(threshold_key)];
