@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from .job import one_line, remove_partials, run_job
+from .job import input_duration, one_line, remove_partials, run_job
 from .report import make_record
 
 WORKER_STOP_TIMEOUT_S = 30.0
@@ -76,9 +76,11 @@ class _Worker:
             self.process.start()
         self.job: Optional[Mapping[str, Any]] = None  # the job it holds
         self.ready = False
+        self.since = time.perf_counter()
 
     def give(self, job: Optional[Mapping[str, Any]]) -> None:
         self.job = job
+        self.since = time.perf_counter()
         self.tasks.put(job)
 
 
@@ -122,7 +124,9 @@ def run_local(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threa
                         remove_partials(job["outputs"])
                         on_record(make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
                                               status="error", seed=int(job["options"]["seed"]),
-                                              error=f"the worker process died ({why}) on this file"))
+                                              error=f"the worker process died ({why}) on this file",
+                                              seconds=time.perf_counter() - worker.since,
+                                              duration=input_duration(job["input"])))
                     if todo and restarts_left > 0:
                         restarts_left -= 1
                         start_worker()
