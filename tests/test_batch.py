@@ -291,13 +291,19 @@ def test_demo_bundle_batch_equals_vamp_for_the_same_seed(demo_bundle: Path, tmp_
         assert a.shape == b.shape and np.abs(a - b).max() <= 1, rel
 
 
+def _default_sigint() -> None:
+    """A child of a shell's background job inherits SIGINT ignored (and Python then installs no handler): start
+    the batch as a terminal would, with SIGINT at its default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_run_leaves_no_partial_file_and_a_true_report(demo_bundle: Path, tmp_path: Path) -> None:
     clips = _demo_clips(tmp_path / "clips", 8, seconds=3.0)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([*cli_command(), "batch", str(clips), "--out", str(out), "--models", str(demo_bundle),
                              "--steps", "12", "--workers", "2", "-q"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / REPORT).is_file() and (out / REPORT).read_text().count("\n") >= 1:
