@@ -291,13 +291,19 @@ def test_demo_bundle_batch_equals_vamp_for_the_same_seed(demo_bundle: Path, tmp_
         assert a.shape == b.shape and np.abs(a - b).max() <= 1, rel
 
 
+def _default_sigint() -> None:
+    """A child of a shell's background job inherits SIGINT ignored (and Python then installs no handler): start
+    the batch as a terminal would, with SIGINT at its default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_run_leaves_no_partial_file_and_a_true_report(demo_bundle: Path, tmp_path: Path) -> None:
     clips = _demo_clips(tmp_path / "clips", 8, seconds=3.0)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([*cli_command(), "batch", str(clips), "--out", str(out), "--models", str(demo_bundle),
                              "--steps", "12", "--workers", "2", "-q"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / REPORT).is_file() and (out / REPORT).read_text().count("\n") >= 1:
@@ -319,3 +325,47 @@ def test_interrupted_run_leaves_no_partial_file_and_a_true_report(demo_bundle: P
     later = report(out)[len(records):]
     assert sum(r["status"] == "skipped" for r in later) == len(done) and len(later) == 8
     assert len(audio_files(out)) == 8
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_worker_killed_mid_file_becomes_an_error_record_and_is_replaced(demo_bundle: Path, tmp_path: Path) -> None:
+    clips = _demo_clips(tmp_path / "clips", 6, seconds=3.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*cli_command(), "batch", str(clips), "--out", str(out), "--models", str(demo_bundle),
+                             "--steps", "12", "--workers", "2", "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / REPORT).is_file() and (out / REPORT).read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    workers = [c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+    assert workers and proc.poll() is None
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=240)
+    records = report(out)
+    assert len(records) == 6 and "Traceback" not in stderr  # every file accounted for: the pool went on
+    died = [r for r in records if r["status"] == "error"]
+    assert all("worker process died (signal 9)" in r["error"] for r in died)
+    assert proc.returncode == (1 if died else 0)
+    assert not partials(out) and audio_files(out) == {Path(r["output"]).relative_to(out).as_posix()
+                                                      for r in records if r["status"] == "ok"}
+
+
+def test_report_survives_a_torn_last_line(tmp_path: Path) -> None:
+    from vampnet_ort.batch.report import ReportWriter, make_record, read_report
+
+    path = tmp_path / REPORT
+    whole = make_record(input="a", output="b", outputs=["b"], status="ok", seed=1, seconds=1.0, duration=2.0)
+    path.write_text(json.dumps(whole) + "\n" + '{"input": "killed mid-wr')
+    with ReportWriter(path) as writer:
+        writer.write(make_record(input="c", output="d", outputs=["d"], status="error", seed=2, error="x"))
+    records = read_report(path)
+    assert [r["input"] for r in records] == ["a", "c"] and records[1]["error"] == "x"
+    assert path.read_text().splitlines()[2].startswith('{"input": "c"')

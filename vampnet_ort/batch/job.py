@@ -59,8 +59,11 @@ def input_duration(path: str) -> Optional[float]:
         return None
 
 
-def run_job(pipe: Pipeline, job: Mapping[str, Any]) -> Dict[str, Any]:
-    """Vamp one file; never raises for a bad file (an ``error`` record), only for KeyboardInterrupt/SystemExit."""
+def run_job(pipe: Pipeline, job: Mapping[str, Any], on_finished: Any = None) -> Dict[str, Any]:
+    """Vamp one file; never raises for a bad file (an ``error`` record), only for KeyboardInterrupt/SystemExit.
+
+    `on_finished.interruptible` (when given) is set False the moment ``vamp_file`` has returned, so that a stop
+    request from then on waits for the record (``local._StopControl``)."""
     started = time.perf_counter()
     options = options_from_dict(job["options"])
     target = Path(job["output"])
@@ -69,7 +72,11 @@ def run_job(pipe: Pipeline, job: Mapping[str, Any]) -> Dict[str, Any]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)  # concurrent workers: exist_ok; never removed again
         remove_partials(job["outputs"])  # left by a run that was killed (SIGKILL) mid-write
-        pipe.vamp_file(job["input"], target, options, output_sample_rate=job.get("output_sample_rate"))
+        try:
+            pipe.vamp_file(job["input"], target, options, output_sample_rate=job.get("output_sample_rate"))
+        finally:
+            if on_finished is not None:  # also on KeyboardInterrupt: vamp_file has removed its files by now
+                on_finished.interruptible = False
     except Exception as exc:  # MemoryError included; KeyboardInterrupt propagates (vamp_file cleans up)
         error = one_line(exc)
     return make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),

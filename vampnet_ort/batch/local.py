@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from .job import one_line, remove_partials, run_job
+from .job import input_duration, one_line, remove_partials, run_job
 from .report import make_record
 
 WORKER_STOP_TIMEOUT_S = 30.0
@@ -40,13 +40,25 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _terminate_to_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _StopControl:
+    """SIGTERM in a worker: KeyboardInterrupt while it waits or vamps (the pipeline's writers then remove their
+    temporary files), but only a stop request between a finished file and its record, so that a file written
+    is never left without its record."""
+
+    def __init__(self) -> None:
+        self.interruptible = True
+        self.stop_requested = False
+
+    def on_sigterm(self, signum: int, frame: object) -> None:
+        if self.interruptible:
+            raise KeyboardInterrupt
+        self.stop_requested = True
 
 
 def _worker_main(worker_id: int, bundle: str, threads: int, tasks: Any, results: Any) -> None:
+    control = _StopControl()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver coordinates Ctrl-C
-    signal.signal(signal.SIGTERM, _terminate_to_interrupt)
+    signal.signal(signal.SIGTERM, control.on_sigterm)
     try:
         from ..pipeline import Pipeline
 
@@ -56,12 +68,14 @@ def _worker_main(worker_id: int, bundle: str, threads: int, tasks: Any, results:
             results.put(("init_error", worker_id, one_line(exc)))
             return
         results.put(("ready", worker_id, None))
-        while True:
+        while not control.stop_requested:
             job = tasks.get()
             if job is None:
                 return
             results.put(("start", worker_id, job["index"]))
-            results.put(("done", worker_id, run_job(pipe, job)))
+            record = run_job(pipe, job, on_finished=control)
+            results.put(("done", worker_id, record))
+            control.interruptible = True
     except KeyboardInterrupt:
         return
 
@@ -76,9 +90,11 @@ class _Worker:
             self.process.start()
         self.job: Optional[Mapping[str, Any]] = None  # the job it holds
         self.ready = False
+        self.since = time.perf_counter()
 
     def give(self, job: Optional[Mapping[str, Any]]) -> None:
         self.job = job
+        self.since = time.perf_counter()
         self.tasks.put(job)
 
 
@@ -122,7 +138,9 @@ def run_local(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threa
                         remove_partials(job["outputs"])
                         on_record(make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
                                               status="error", seed=int(job["options"]["seed"]),
-                                              error=f"the worker process died ({why}) on this file"))
+                                              error=f"the worker process died ({why}) on this file",
+                                              seconds=time.perf_counter() - worker.since,
+                                              duration=input_duration(job["input"])))
                     if todo and restarts_left > 0:
                         restarts_left -= 1
                         start_worker()
