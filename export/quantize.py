@@ -54,6 +54,36 @@ class QuantizedLinear:
     block_size: int = 0
 
 
+def smooth_gain_into_weight(gain: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Data-free SmoothQuant for ``(RMSNorm(x) * gain) @ W``: returns ``(gain / s, diag(s) @ W)``, the same function.
+
+    After an RMSNorm, input channel j of W carries activations of magnitude ~|gain_j|; W's row j has range
+    max|W_j|. ``s_j = sqrt(|gain_j| / max|W_j|)`` (geometric mean 1) balances the two, so one outlier channel
+    (a large gain, or a large weight row) no longer stretches the per-tensor activation scale or every column's
+    weight scale alone (docs/QUANTIZATION.md, "Outliers").
+    """
+    a = np.abs(gain.astype(np.float64))
+    a = np.maximum(a, max(float(a.max()), 1e-30) * 1e-6)
+    wmax = np.abs(w).max(axis=1).astype(np.float64)
+    wmax = np.maximum(wmax, max(float(wmax.max()), 1e-30) * 1e-6)
+    s = np.sqrt(a / wmax)
+    s /= np.exp(np.log(s).mean())
+    return (gain / s).astype(np.float32), (w * s[:, None]).astype(np.float32)
+
+
+def balance_input_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ``y @ W`` whose input ``y`` is linear in the columns of an earlier weight (the attention output in V's
+    columns, GEGLU's output in its linear half): returns ``(diag(s) @ W, s)``; the caller divides those earlier
+    columns by ``s``, which keeps the function. ``s_j = 1 / sqrt(max|W_j|)`` (geometric mean 1) moves half of
+    an outlier row's range into the activations, as ``smooth_gain_into_weight`` does with unit activations.
+    """
+    wmax = np.abs(w).max(axis=1).astype(np.float64)
+    wmax = np.maximum(wmax, max(float(wmax.max()), 1e-30) * 1e-6)
+    s = 1.0 / np.sqrt(wmax)
+    s /= np.exp(np.log(s).mean())
+    return (w * s[:, None]).astype(np.float32), s.astype(np.float32)
+
+
 def quantize_int8_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """W [K, N] float -> (W_q int8 [K, N], scale float32 [N]) with W ~= W_q * scale, symmetric per column."""
     if w.ndim != 2:

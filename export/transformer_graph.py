@@ -32,7 +32,9 @@ from .quantize import (
     check_precision,
     emit_linear,
     quantize_int4_blocks,
+    balance_input_rows,
     quantize_int8_columns,
+    smooth_gain_into_weight,
 )
 from .vampnet_weights import RMS_EPSILON, VampNetConfig, VampNetWeights
 from .weight_store import WeightStore
@@ -102,6 +104,14 @@ def store_transformer_weights(
     for i in range(weights.config.n_layers):
         lw = weights.layer(i)
         p = f"{prefix}layers.{i}."
+        if quantize != "none":  # the same float function, easier to quantize (docs/QUANTIZATION.md, "Outliers")
+            d = weights.config.embedding_dim
+            lw.w_out, s_out = balance_input_rows(lw.w_out)
+            lw.w_qkv[:, 2 * d :] /= s_out  # attention output channel j is linear in V's column j
+            lw.w_2, s_2 = balance_input_rows(lw.w_2)
+            lw.w_1[:, : 2 * d] /= s_2  # GEGLU a * gelu(b): channel j is linear in a's column j
+            lw.norm_1, lw.w_qkv = smooth_gain_into_weight(lw.norm_1, lw.w_qkv)
+            lw.norm_3, lw.w_1 = smooth_gain_into_weight(lw.norm_3, lw.w_1)
         layers.append(
             LayerNames(
                 norm_1=store.add(p + "norm_1", lw.norm_1),
@@ -113,8 +123,11 @@ def store_transformer_weights(
             )
         )
         del lw
-    norm_name = store.add(f"{prefix}final_norm", weights.final_norm())
+    final_norm = weights.final_norm()
     cls_w, cls_b = weights.classifier()
+    if quantize != "none":
+        final_norm, cls_w = smooth_gain_into_weight(final_norm, cls_w)
+    norm_name = store.add(f"{prefix}final_norm", final_norm)
     cls_w_name = store_linear(store, f"{prefix}classifier.weight", cls_w, quantize)
     cls_b_name = store.add(f"{prefix}classifier.bias", cls_b)
     del cls_w, cls_b

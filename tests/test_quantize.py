@@ -22,6 +22,8 @@ from vampnet_ort.export.quantize import (
     dequantize_int8_columns,
     quantize_int4_blocks,
     quantize_int8_columns,
+    balance_input_rows,
+    smooth_gain_into_weight,
 )
 from vampnet_ort.export.random_checkpoint import random_vampnet_checkpoint, vampnet_kwargs
 from vampnet_ort.export.vampnet_export import export_stage, logits_graph, logits_model
@@ -116,6 +118,26 @@ def test_int4_blocks_match_matmul_nbits(k: int):
     got = _run(_matmul_model(node, [numpy_helper.from_array(packed, "wq"), numpy_helper.from_array(scales, "s")],
                              k, n), x)
     np.testing.assert_allclose(got, x @ deq, rtol=1e-4, atol=1e-4 * np.abs(x @ deq).max())
+
+
+def test_smoothing_keeps_the_function_and_shrinks_outliers():
+    rng = np.random.default_rng(2)
+    gain = rng.normal(1.0, 0.1, 64).astype(np.float32)
+    gain[3] = 12.0  # an outlier activation channel
+    w = rng.standard_normal((64, 48)).astype(np.float32)
+    w[7] *= 10.0  # an outlier input row
+    x = rng.standard_normal((5, 64)).astype(np.float32)
+    g2, w2 = smooth_gain_into_weight(gain, w)
+    np.testing.assert_allclose((x * g2) @ w2, (x * gain) @ w, rtol=1e-4, atol=1e-4)
+    spread = lambda g, m: (np.abs(g) * np.abs(m).max(1)).max() / np.median(np.abs(g) * np.abs(m).max(1))  # noqa: E731
+    assert np.abs(g2).max() / np.median(np.abs(g2)) < np.abs(gain).max() / np.median(np.abs(gain))
+    assert np.abs(w2).max(1).max() / np.median(np.abs(w2).max(1)) < 10.0
+    assert spread(g2, w2) == pytest.approx(spread(gain, w), rel=1e-4)
+    # a row balance folded into the producing columns: (v / s) @ diag(s) W == v @ W
+    v = rng.standard_normal((5, 64)).astype(np.float32)
+    w3, s = balance_input_rows(w)
+    np.testing.assert_allclose((v / s) @ w3, v @ w, rtol=1e-4, atol=1e-4)
+    assert np.abs(w3).max(1).max() / np.median(np.abs(w3).max(1)) < np.abs(w).max(1).max() / np.median(np.abs(w).max(1))
 
 
 def test_unknown_precision_is_an_error():
