@@ -20,7 +20,9 @@ Sections (``--only`` picks some; default all, in this order):
            (benchmarks/bench_wasm_step.mjs; ORT_WEB_NODE_MODULES = a node_modules holding onnxruntime-web);
            medium size by default (--wasm-size 8x768): a release-size float32 step takes ~30 s in wasm.
 
-    python benchmarks/bench_quantize.py [--threads 2] [--only gemm,speed] [--keep]
+    python benchmarks/bench_quantize.py [--threads 2] [--only gemm,speed] [--keep] [--rounds 2]
+        [--speed-precisions none,int8,int4] [--speed-cases forward,coarse,c2f,rss,prepack] [--quality-frames 575]
+        [--wasm-size 8x768]
 
 Random weights only (the real VampNet weights are not available here). Timings on a shared machine are noisy;
 never assert on them in tests. Release-size runs need ~6-8 GB of RAM and ~6 GB of disk (deleted unless --keep).
@@ -295,6 +297,19 @@ def section_speed(threads: int, rounds: int, int8_peak: float | None, precisions
             frac = f"{flops / s / 1e9 / int8_peak:12.1%}" if int8_peak and q == "int8" else ""
             print(f"  {label:30s} {q:9s} {s:8.2f} {base / s:7.2f}x {flops / s / 1e9:8.1f} {frac:>13s}")
 
+    if "prepack" in cases_wanted:
+        print("\n== coarse forward T=575 with ORT's weight prepacking off vs on (fresh process each, alternating) ==")
+        for q in precisions:
+            times = {"off": [], "on": []}
+            rss = {}
+            for _ in range(rounds):
+                for prepack in ("off", "on"):
+                    t, peak = speed_child(bundle_dir(q) / "coarse_logits.onnx", "forward", threads, 2, prepack)
+                    times[prepack] += t
+                    rss[prepack] = peak
+            off, on = statistics.median(times["off"]), statistics.median(times["on"])
+            print(f"  {q:5s} prepacking off {off:7.2f} s (peak RSS {rss['off'] / 2**30:.2f} GiB), on {on:7.2f} s "
+                  f"(peak RSS {rss['on'] / 2**30:.2f} GiB): on is {off / on:.2f}x faster")
     if "rss" not in cases_wanted:
         return
     print("\n== peak RSS of a fresh process: load coarse.onnx, 2-step decode T=575 ==")
@@ -477,7 +492,7 @@ def main() -> int:
     ap.add_argument("--only", default="gemm,codec,build,speed,quality,e2e,wasm")
     ap.add_argument("--quality-frames", type=int, default=575, help="T of the quality logits and decode (default 575)")
     ap.add_argument("--speed-precisions", default="none,int8,int4")
-    ap.add_argument("--speed-cases", default="forward,coarse,c2f,rss", help="subset of forward,coarse,c2f,rss")
+    ap.add_argument("--speed-cases", default="forward,coarse,c2f,rss", help="subset of forward,coarse,c2f,rss,prepack")
     ap.add_argument("--wasm-size", default="8x768", help="LAYERSxWIDTH of the wasm step model (release: 20x1280)")
     ap.add_argument("--keep", action="store_true", help="keep bench-out/quantize (several GB) for later runs")
     args = ap.parse_args()
