@@ -23,6 +23,7 @@ from vampnet_ort.version import __version__
 from .codec import export_codec
 from .checkpoint import CheckpointError
 from .decode_graph import decode_graph
+from .quantize import QuantizeError, check_precision
 from .vampnet_export import (
     CheckpointSource,
     GraphFactory,
@@ -64,6 +65,13 @@ def _stage_entry(stage: StoredStage, chunk_frames: int) -> dict[str, Any]:
         "source_sha256": stage.checkpoint.sha256,
         "lora_sha256": stage.lora.sha256 if stage.lora else None,
     }
+
+
+def _file_entry(path: Path, precision: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    if precision is not None:
+        entry["precision"] = precision
+    return entry
 
 
 def _source_path(source: object) -> Path | None:
@@ -137,6 +145,7 @@ def export_bundle(
     lora_c2f: LoraSource = None,
     demo: bool = False,
     overwrite: bool = False,
+    quantize: str = "none",
 ) -> Path:
     """Export a bundle to `out_dir` and return its path.
 
@@ -146,7 +155,13 @@ def export_bundle(
     (random tiny weights) in ``vampnet.json``. overwrite: replace an existing bundle at `out_dir` (see
     ``check_target``: never a directory that is not a bundle, never one holding an input). The finished bundle is
     renamed into place with RENAME_NOREPLACE, so two exports to one `out_dir` never silently replace each other.
+    quantize: ``none`` (float32), ``int8`` or ``int4`` weights for the transformer linears; the codec stays float32
+    (docs/QUANTIZATION.md). Each graph's precision is recorded in ``vampnet.json``.
     """
+    try:
+        check_precision(quantize)
+    except QuantizeError as exc:
+        raise ExportError(str(exc)) from None
     out = check_target(out_dir, overwrite=overwrite, inputs=(codec, coarse, c2f, lora_coarse, lora_c2f))
     out.parent.mkdir(parents=True, exist_ok=True)
     codec_ckpt = as_checkpoint(codec, "codec checkpoint")
@@ -156,6 +171,8 @@ def export_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         export_codec(codec_ckpt, tmp)
+        # Precision of each graph file (vampnet.json files[name]["precision"]); the codec stays float32.
+        precisions = {"codec_encoder.onnx": "float32", "codec_decoder.onnx": "float32"}
         entries: dict[str, dict[str, Any]] = {}
         for name, source, lora, chunk in (
             ("coarse", coarse, lora_coarse, COARSE_CHUNK_FRAMES),
@@ -168,8 +185,9 @@ def export_bundle(
             graphs: dict[str, GraphFactory] = {f"{name}.onnx": decode_graph}
             if logits:
                 graphs[f"{name}_logits.onnx"] = logits_graph
-            stage, _ = export_stage(tmp, name, source, codec_ckpt, lora, graphs)
+            stage, _ = export_stage(tmp, name, source, codec_ckpt, lora, graphs, quantize)
             entries[name] = _stage_entry(stage, chunk)
+            precisions.update({file_name: stage.precision for file_name in graphs})
             del stage  # the stage's checkpoint weights are released before the next stage is read
         if "c2f" in entries and entries["c2f"]["n_conditioning_codebooks"] != entries["coarse"]["n_codebooks"]:
             raise ExportError(
@@ -192,9 +210,7 @@ def export_bundle(
                       # the chunk/seam numbers of vampnet_ort.codec, for implementations without the layer tree
                       "geometry": codec_chunking.geometry(CodecConfig.from_kwargs(codec_ckpt.kwargs))},
             "files": {
-                p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
-                for p in sorted(tmp.iterdir())
-                if p.is_file()
+                p.name: _file_entry(p, precisions.get(p.name)) for p in sorted(tmp.iterdir()) if p.is_file()
             },
         }
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")

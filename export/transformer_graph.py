@@ -16,26 +16,41 @@ FiLM is absent on purpose: it is the identity for every model this exporter acce
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
 
+import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
 from vampnet_ort import ops
 from vampnet_ort.ops import DOMAIN
 
+from .quantize import (
+    INT4_BLOCK_SIZE,
+    PRECISION_NAMES,
+    QuantizedLinear,
+    check_precision,
+    emit_linear,
+    quantize_int4_blocks,
+    balance_input_rows,
+    quantize_int8_columns,
+    smooth_gain_into_weight,
+)
 from .vampnet_weights import RMS_EPSILON, VampNetConfig, VampNetWeights
 from .weight_store import WeightStore
+
+# A linear's weight: the name of a float32 [K, N] initializer, or its quantized form.
+Linear = Union[str, QuantizedLinear]
 
 
 @dataclass(frozen=True)
 class LayerNames:
     norm_1: str
-    w_qkv: str
-    w_out: str
+    w_qkv: Linear
+    w_out: Linear
     norm_3: str
-    w_1: str
-    w_2: str
+    w_1: Linear
+    w_2: Linear
 
 
 @dataclass(frozen=True)
@@ -47,12 +62,39 @@ class TransformerNames:
     rel_bias: str
     layers: tuple[LayerNames, ...]
     final_norm: str
-    classifier_weight: str
+    classifier_weight: Linear
     classifier_bias: str
+    quantize: str = "none"  # the --quantize value the linears were stored with
+
+    @property
+    def precision(self) -> str:
+        """``float32``, ``int8`` or ``int4`` (what vampnet.json records for the graphs using these weights)."""
+        return PRECISION_NAMES[self.quantize]
 
 
-def store_transformer_weights(weights: VampNetWeights, store: WeightStore, prefix: str = "") -> TransformerNames:
-    """Fold the checkpoint block by block into `store` (each block is released before the next is made)."""
+def store_linear(store: WeightStore, name: str, w: np.ndarray, quantize: str) -> Linear:
+    """Store the [K, N] weight of ``x @ W`` as float32 (``none``) or quantized (``int8`` / ``int4``)."""
+    if quantize == "none":
+        return store.add(name, w)
+    k, n = w.shape
+    if quantize == "int8":
+        q, scale = quantize_int8_columns(w)
+        return QuantizedLinear("int8", store.add(name + ".int8", q), store.add(name + ".scale", scale), k, n)
+    packed, scales = quantize_int4_blocks(w, INT4_BLOCK_SIZE)
+    return QuantizedLinear(
+        "int4", store.add(name + ".int4", packed), store.add(name + ".scale", scales), k, n, INT4_BLOCK_SIZE
+    )
+
+
+def store_transformer_weights(
+    weights: VampNetWeights, store: WeightStore, prefix: str = "", quantize: str = "none"
+) -> TransformerNames:
+    """Fold the checkpoint block by block into `store` (each block is released before the next is made).
+
+    quantize: ``none`` (float32), ``int8`` or ``int4`` for the linears (QKV, attention output, both GEGLU
+    matrices, the classifier); everything else stays float32 (docs/QUANTIZATION.md).
+    """
+    check_precision(quantize)
     tables, bias = weights.embedding()
     tables_name = store.add(f"{prefix}embedding.tables", tables)
     bias_name = store.add(f"{prefix}embedding.bias", bias)
@@ -62,20 +104,31 @@ def store_transformer_weights(weights: VampNetWeights, store: WeightStore, prefi
     for i in range(weights.config.n_layers):
         lw = weights.layer(i)
         p = f"{prefix}layers.{i}."
+        if quantize != "none":  # the same float function, easier to quantize (docs/QUANTIZATION.md, "Outliers")
+            d = weights.config.embedding_dim
+            lw.w_out, s_out = balance_input_rows(lw.w_out)
+            lw.w_qkv[:, 2 * d :] /= s_out  # attention output channel j is linear in V's column j
+            lw.w_2, s_2 = balance_input_rows(lw.w_2)
+            lw.w_1[:, : 2 * d] /= s_2  # GEGLU a * gelu(b): channel j is linear in a's column j
+            lw.norm_1, lw.w_qkv = smooth_gain_into_weight(lw.norm_1, lw.w_qkv)
+            lw.norm_3, lw.w_1 = smooth_gain_into_weight(lw.norm_3, lw.w_1)
         layers.append(
             LayerNames(
                 norm_1=store.add(p + "norm_1", lw.norm_1),
-                w_qkv=store.add(p + "w_qkv", lw.w_qkv),
-                w_out=store.add(p + "w_out", lw.w_out),
+                w_qkv=store_linear(store, p + "w_qkv", lw.w_qkv, quantize),
+                w_out=store_linear(store, p + "w_out", lw.w_out, quantize),
                 norm_3=store.add(p + "norm_3", lw.norm_3),
-                w_1=store.add(p + "w_1", lw.w_1),
-                w_2=store.add(p + "w_2", lw.w_2),
+                w_1=store_linear(store, p + "w_1", lw.w_1, quantize),
+                w_2=store_linear(store, p + "w_2", lw.w_2, quantize),
             )
         )
         del lw
-    norm_name = store.add(f"{prefix}final_norm", weights.final_norm())
+    final_norm = weights.final_norm()
     cls_w, cls_b = weights.classifier()
-    cls_w_name = store.add(f"{prefix}classifier.weight", cls_w)
+    if quantize != "none":
+        final_norm, cls_w = smooth_gain_into_weight(final_norm, cls_w)
+    norm_name = store.add(f"{prefix}final_norm", final_norm)
+    cls_w_name = store_linear(store, f"{prefix}classifier.weight", cls_w, quantize)
     cls_b_name = store.add(f"{prefix}classifier.bias", cls_b)
     del cls_w, cls_b
     weights.finish()
@@ -87,6 +140,7 @@ def store_transformer_weights(weights: VampNetWeights, store: WeightStore, prefi
         final_norm=norm_name,
         classifier_weight=cls_w_name,
         classifier_bias=cls_b_name,
+        quantize=quantize,
     )
 
 
@@ -142,15 +196,65 @@ class ForwardOutputs:
 
 
 def emit_forward(
+    w: NodeWriter,
+    config: VampNetConfig,
+    names: TransformerNames,
+    codes: str,
+    logits_name: str | None = None,
+    with_activations: bool = False,
+) -> ForwardOutputs:
+    """Write the forward pass codes [B, C, T] -> logits [B, P, T, V] into `w`.
+
+    Float32 weights: one batched forward. Quantized weights: the forward runs once per batch item inside a
+    ``Scan`` over B, because ORT quantizes a MatMul's activations with one scale per tensor: a batched GEMM
+    would make item b depend on the other items (the decode graphs are batch-invariant, SPEC.md section 5).
+    ``activations`` (the residual stream after each layer) are returned for a quantized forward only with
+    `with_activations` (they become extra Scan outputs).
+    """
+    if names.quantize == "none":
+        return _emit_batched_forward(w, config, names, codes, logits_name)
+    return _emit_per_item_forward(w, config, names, codes, logits_name, with_activations)
+
+
+def _emit_per_item_forward(
+    w: NodeWriter,
+    config: VampNetConfig,
+    names: TransformerNames,
+    codes: str,
+    logits_name: str | None,
+    with_activations: bool,
+) -> ForwardOutputs:
+    c = config
+    body = NodeWriter(f"{w.scope}/item")
+    item = body.fresh("codes_item")  # [C, T]
+    batched = body.op1("Unsqueeze", [item, body.const_ints([0])], hint="codes_1ct")
+    out = _emit_batched_forward(body, config, names, batched)
+    item_outputs = [body.op1("Squeeze", [out.logits, body.const_ints([0])], hint="logits_ptv")]
+    if with_activations:
+        item_outputs += [body.op1("Squeeze", [a, body.const_ints([0])], hint="act_td") for a in out.activations]
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        body.nodes,
+        "forward_item",
+        [helper.make_tensor_value_info(item, TensorProto.INT64, [c.n_codebooks, "time"])],
+        [helper.make_tensor_value_info(item_outputs[0], f, [c.n_predict_codebooks, "time", c.vocab_size])]
+        + [helper.make_tensor_value_info(a, f, ["time", c.embedding_dim]) for a in item_outputs[1:]],
+    )
+    n_out = len(item_outputs)
+    outputs = [logits_name or w.fresh("logits")] + [w.fresh("activation") for _ in range(n_out - 1)]
+    w.op("Scan", [codes], outputs, hint="per_item_forward", body=graph, num_scan_inputs=1)
+    return ForwardOutputs(logits=outputs[0], activations=tuple(outputs[1:]))
+
+
+def _emit_batched_forward(
     w: NodeWriter, config: VampNetConfig, names: TransformerNames, codes: str, logits_name: str | None = None
 ) -> ForwardOutputs:
-    """Write the forward pass codes [B, C, T] -> logits [B, P, T, V] into `w`."""
     c = config
     x = w.op1("CodebookEmbedding", [codes, names.tables, names.embedding_bias], domain=DOMAIN, hint="embed")
     activations = []
     for i, ln in enumerate(names.layers):
         h = w.op1("RMSNorm", [x, ln.norm_1], domain=DOMAIN, hint=f"l{i}_norm1", epsilon=RMS_EPSILON)
-        qkv = w.op1("MatMul", [h, ln.w_qkv], hint=f"l{i}_qkv")
+        qkv = emit_linear(w, h, ln.w_qkv, hint=f"l{i}_qkv")
         att = w.op1(
             "RelativePositionAttention",
             [qkv, names.rel_bias],
@@ -160,15 +264,15 @@ def emit_forward(
             num_buckets=c.num_buckets,
             max_distance=c.max_distance,
         )
-        x = w.op1("Add", [x, w.op1("MatMul", [att, ln.w_out], hint=f"l{i}_wo")], hint=f"l{i}_res1")
+        x = w.op1("Add", [x, emit_linear(w, att, ln.w_out, hint=f"l{i}_wo")], hint=f"l{i}_res1")
         h = w.op1("RMSNorm", [x, ln.norm_3], domain=DOMAIN, hint=f"l{i}_norm3", epsilon=RMS_EPSILON)
-        up = w.op1("MatMul", [h, ln.w_1], hint=f"l{i}_w1")
+        up = emit_linear(w, h, ln.w_1, hint=f"l{i}_w1")
         a, b = w.op("Split", [up], 2, hint=f"l{i}_split", axis=-1, num_outputs=2)
         gated = w.op1("Mul", [a, w.op1("Gelu", [b], hint=f"l{i}_gelu", approximate="tanh")], hint=f"l{i}_geglu")
-        x = w.op1("Add", [x, w.op1("MatMul", [gated, ln.w_2], hint=f"l{i}_w2")], hint=f"l{i}_out")
+        x = w.op1("Add", [x, emit_linear(w, gated, ln.w_2, hint=f"l{i}_w2")], hint=f"l{i}_out")
         activations.append(x)
     h = w.op1("RMSNorm", [x, names.final_norm], domain=DOMAIN, hint="final_norm", epsilon=RMS_EPSILON)
-    flat = w.op1("Add", [w.op1("MatMul", [h, names.classifier_weight], hint="cls"), names.classifier_bias])
+    flat = emit_linear(w, h, names.classifier_weight, names.classifier_bias, hint="cls")
     shape = w.const_ints([0, 0, c.n_predict_codebooks, c.vocab_size], hint="cls_shape")
     btpv = w.op1("Reshape", [flat, shape], hint="cls_btpv")
     logits = w.op(
@@ -200,7 +304,7 @@ def build_logits_model(
     each layer.
     """
     w = NodeWriter("fwd")
-    out = emit_forward(w, config, names, "codes", logits_name="logits")
+    out = emit_forward(w, config, names, "codes", logits_name="logits", with_activations=expose_activations)
     outputs = [logits_output(config)]
     if expose_activations:
         for i, act in enumerate(out.activations):

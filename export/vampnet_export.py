@@ -53,12 +53,18 @@ def as_lora(source: LoraSource) -> LoraInput | None:
 
 
 def model_metadata(
-    weights: VampNetWeights, kwargs: Mapping[str, Any], graph: str, codec: Checkpoint, lora: LoraInput | None
+    weights: VampNetWeights,
+    kwargs: Mapping[str, Any],
+    graph: str,
+    codec: Checkpoint,
+    lora: LoraInput | None,
+    precision: str = "float32",
 ) -> dict[str, str]:
     """metadata_props of an exported VampNet graph."""
     meta = {
         "vampnet_ort.version": __version__,
         "vampnet_ort.graph": graph,
+        "vampnet_ort.precision": precision,
         "vampnet_ort.model_config": weights.config.to_json(),
         "vampnet_ort.source_kwargs": json.dumps(dict(kwargs), sort_keys=True, default=str),
         "vampnet_ort.source_sha256": weights.sha256,
@@ -84,11 +90,21 @@ class StoredStage:
     lora: LoraInput | None
 
     def metadata(self, graph: str) -> dict[str, str]:
-        return model_metadata(self.weights, self.checkpoint.kwargs, graph, self.codec, self.lora)
+        return model_metadata(
+            self.weights, self.checkpoint.kwargs, graph, self.codec, self.lora, self.names.precision
+        )
+
+    @property
+    def precision(self) -> str:
+        return self.names.precision
 
 
 def store_stage(
-    checkpoint: CheckpointSource, codec: CheckpointSource, store: WeightStore, lora: LoraSource = None
+    checkpoint: CheckpointSource,
+    codec: CheckpointSource,
+    store: WeightStore,
+    lora: LoraSource = None,
+    quantize: str = "none",
 ) -> StoredStage:
     ckpt = as_checkpoint(checkpoint, "VampNet checkpoint")
     codec_ckpt = as_checkpoint(codec, "codec checkpoint")
@@ -96,7 +112,7 @@ def store_stage(
     weights = VampNetWeights(
         ckpt, codec_ckpt, lora_in.tensors if lora_in else None, lora_in.source if lora_in else "LoRA file"
     )
-    names = store_transformer_weights(weights, store)
+    names = store_transformer_weights(weights, store, quantize=quantize)
     return StoredStage(weights.config, names, store, weights, ckpt, codec_ckpt, lora_in)
 
 
@@ -105,9 +121,10 @@ def logits_model(
     codec: CheckpointSource,
     lora: LoraSource = None,
     expose_activations: bool = False,
+    quantize: str = "none",
 ) -> onnx.ModelProto:
-    """The logits graph with inline weights (keep to models well under 2 GB)."""
-    stage = store_stage(checkpoint, codec, InlineWeights(), lora)
+    """The logits graph with inline weights (keep to models well under 2 GB); quantize: none | int8 | int4."""
+    stage = store_stage(checkpoint, codec, InlineWeights(), lora, quantize)
     return build_logits_model(
         stage.config, stage.names, stage.store.initializers, stage.metadata("logits"), expose_activations
     )
@@ -123,8 +140,11 @@ def export_stage(
     codec: CheckpointSource,
     lora: LoraSource = None,
     graphs: Mapping[str, GraphFactory] | None = None,
+    quantize: str = "none",
 ) -> tuple[StoredStage, list[Path]]:
     """Write ``<stage>.onnx.data`` and one ``<file>`` per entry of `graphs` (file name -> builder) into `out_dir`.
+
+    quantize: ``none`` | ``int8`` | ``int4``, the precision of the stage's linears (docs/QUANTIZATION.md).
 
     Each model is checked with ``onnx.checker.check_model(path, full_check=True)`` after writing.
     """
@@ -132,7 +152,7 @@ def export_stage(
     data_name = f"{stage_name}.onnx.data"
     store = ExternalWeights(out, data_name)
     try:
-        stage = store_stage(checkpoint, codec, store, lora)
+        stage = store_stage(checkpoint, codec, store, lora, quantize)
     finally:
         store.close()
     written = [out / data_name]

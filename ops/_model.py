@@ -28,25 +28,36 @@ def _function_protos_cached() -> tuple[onnx.FunctionProto, ...]:
     return tuple(fn.to_function_proto() for fn in (*ALL_FUNCTIONS, *HELPER_FUNCTIONS))
 
 
-def opset_imports() -> list[onnx.OperatorSetIdProto]:
-    return [helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]
+# ONNX Runtime's contrib domain (version 1): the quantized MatMuls of int8 / int4 bundles.
+MS_DOMAIN = "com.microsoft"
+
+
+def opset_imports(graph: onnx.GraphProto | None = None) -> list[onnx.OperatorSetIdProto]:
+    """The default and vampnet opsets, plus ``com.microsoft`` when `graph` uses one of its ops."""
+    imports = [helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]
+    if graph is not None and MS_DOMAIN in graph_domains(graph):
+        imports.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return imports
+
+
+def _walk(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
+    """Every node of `graph` and of its subgraphs (Loop bodies, If branches)."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _walk(attr.g)
+            for sub in attr.graphs:
+                yield from _walk(sub)
+
+
+def graph_domains(graph: onnx.GraphProto) -> set[str]:
+    return {node.domain for node in _walk(graph)}
 
 
 def used_functions(graph: onnx.GraphProto) -> list[onnx.FunctionProto]:
     """The reference functions of the vampnet ops used anywhere in `graph` (subgraphs included)."""
-    names: set[str] = set()
-
-    def visit(g: onnx.GraphProto) -> None:
-        for node in g.node:
-            if node.domain == DOMAIN:
-                names.add(node.op_type)
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    visit(attr.g)
-                for sub in attr.graphs:
-                    visit(sub)
-
-    visit(graph)
+    names = {node.op_type for node in _walk(graph) if node.domain == DOMAIN}
     protos = {f.name: f for f in function_protos()}
     unknown = names - protos.keys()
     if unknown:
@@ -66,7 +77,7 @@ def make_model(graph: onnx.GraphProto, metadata: Mapping[str, str] | None = None
     """Wrap `graph` in a model that carries the reference function of every vampnet op it uses."""
     model = helper.make_model(
         graph,
-        opset_imports=opset_imports(),
+        opset_imports=opset_imports(graph),
         ir_version=IR_VERSION,
         functions=used_functions(graph),
         producer_name="vampnet-ort",

@@ -59,7 +59,8 @@ def test_golden_bundle(tmp_path: Path, golden_codec):
     assert set(manifest["files"]) == names - {"vampnet.json"}
     for name, entry in manifest["files"].items():
         data = (out / name).read_bytes()
-        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        precision = {} if name.endswith(".data") else {"precision": "float32"}
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **precision}
     assert not _leftovers(tmp_path)
 
 

@@ -145,13 +145,20 @@ class Bundle:
                         self.path / MODEL_FILES[name],
                         intra_op_threads=self.intra_op_threads,
                         # The transformer graphs hold the weights: without prepacking ORT keeps one copy
-                        # (peak RSS ~1.1x instead of ~2x the weights, same speed; docs/EXPORT.md).
-                        disable_prepacking=name in TRANSFORMER_MODELS,
+                        # (peak RSS ~1.1x instead of ~2x the weights, same speed; docs/EXPORT.md). int4 graphs
+                        # keep it: MatMulNBits is 1.8x faster prepacked (docs/QUANTIZATION.md, "Prepacking").
+                        disable_prepacking=name in TRANSFORMER_MODELS and self.precision(name) != "int4",
                     )
                 except _ORT_ERRORS as exc:
                     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     raise BundleError(f"{self.path / MODEL_FILES[name]}: ONNX Runtime cannot load it ({first})") from None
             return self._sessions[name]
+
+    def precision(self, name: str) -> str:
+        """Precision of model `name` as recorded in vampnet.json (``float32`` for bundles that predate it)."""
+        entry = self.manifest["files"].get(MODEL_FILES[name], {})
+        value = entry.get("precision", "float32") if isinstance(entry, Mapping) else "float32"
+        return value if isinstance(value, str) else "float32"
 
     def describe(self) -> str:
         """A human-readable summary (``vampnet-ort info``)."""
@@ -187,11 +194,16 @@ class Bundle:
                 f"{codec_cfg.get('encoder_rates', '?')}, decoder width {codec_cfg.get('decoder_dim', '?')} rates "
                 f"{codec_cfg.get('decoder_rates', '?')}"
             )
+        precisions = sorted({p for p in (self.precision(n) for n in MODEL_FILES if self.has(n)) if p})
+        lines.append(f"precision:     {', '.join(precisions) or 'float32'} "
+                     f"(per graph below; docs/QUANTIZATION.md)")
         total = 0
         lines.append("files:")
         for name, entry in sorted(m["files"].items()):
             total += int(entry["bytes"])
-            lines.append(f"  {name:<32}{int(entry['bytes']) / 1e6:10.2f} MB  sha256 {entry['sha256'][:16]}...")
+            precision = f"  {entry['precision']:<8}" if isinstance(entry.get("precision"), str) else " " * 10
+            lines.append(f"  {name:<32}{int(entry['bytes']) / 1e6:10.2f} MB{precision}"
+                         f"sha256 {entry['sha256'][:16]}...")
         lines.append(f"  {'total':<32}{total / 1e6:10.2f} MB")
         return "\n".join(lines)
 
