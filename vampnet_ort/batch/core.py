@@ -64,6 +64,7 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
               output_sample_rate: Optional[int] = None) -> List[Dict[str, Any]]:
     """One job per input (see ``job.py``), every option checked and every output path decided before any work."""
     from ..audio import check_writable_format
+    from ..paths import same_file
 
     if output_format is not None and output_format not in OUTPUT_FORMATS:
         raise BatchError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
@@ -99,7 +100,7 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
             if path in claimed:
                 raise BatchError(f"{claimed[path]} and {item.origin} would both write {path}")
             claimed[path] = item.origin
-            if path.resolve() == item.source.resolve():
+            if same_file(path, item.source):  # resolved paths and inodes: symlinks and hard links count
                 raise BatchError(f"{item.origin}: the output {path} would replace its input (choose another --out)")
         jobs.append({
             "index": index,
