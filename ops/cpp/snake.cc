@@ -79,19 +79,16 @@ namespace {
 struct SnakeKernel : OrtKernel<SnakeKernel> {
   SnakeKernel(const OrtApi&, const OrtKernelInfo*) {}
   void Compute(Ort::KernelContext& ctx) {
-    const InputView x = get_input(ctx, 0, kSnake, "X");
-    const InputView alpha = get_input(ctx, 1, kSnake, "alpha");
+    const InputView x = get_input<contract::Snake>(ctx, 0);
+    const InputView alpha = get_input<contract::Snake>(ctx, 1);
     const SnakeDims d = snake_check(x.shape, alpha.shape);
     float* y = get_output<float>(ctx, 0, x.shape);
     snake(x.as<float>(), alpha.as<float>(), y, d, OrtParallel(ctx));
   }
 };
 
-struct SnakeOp : OrtOp<SnakeOp, SnakeKernel> {
-  static constexpr const char* kName = kSnake;
-  static constexpr std::array kInputTypes{kFloat, kFloat};
-  static constexpr std::array kOutputTypes{kFloat};
-};
+// Name, input and output types: ops/contract.py (via the generated op_contract.h).
+struct SnakeOp : OrtOp<SnakeOp, SnakeKernel, contract::Snake> {};
 }  // namespace
 
 const OrtCustomOp* snake_op() {
