@@ -23,6 +23,7 @@ Environment:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -44,12 +45,15 @@ def _flag(name: str) -> bool:
 
 
 def build_configuration() -> str:
-    """Name of the CMake tree for this build: one per Python tag, compiler, toolchain and sanitizer setting."""
+    """Name of the CMake tree for this build: one per Python tag, compiler, toolchain, extra CMake arguments and
+    sanitizer setting."""
     parts = [f"cp{sys.version_info.major}{sys.version_info.minor}"]
     if os.environ.get("CXX"):
         parts.append(Path(os.environ["CXX"].split()[0]).name)
     if os.environ.get("CMAKE_TOOLCHAIN_FILE"):
         parts.append(Path(os.environ["CMAKE_TOOLCHAIN_FILE"]).stem)
+    if os.environ.get("VAMPNET_CMAKE_ARGS", "").strip():
+        parts.append("args" + hashlib.sha1(os.environ["VAMPNET_CMAKE_ARGS"].strip().encode()).hexdigest()[:8])
     parts.append("sanitize" if _flag("VAMPNET_SANITIZE") else "release")
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(parts))
 
