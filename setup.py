@@ -88,6 +88,8 @@ class CMakeBuild(build_ext):
             if _flag(REQUIRE_NATIVE_ENV):
                 raise
             CMakeBuild.native_failed = str(error)
+            # Configure afresh next time (a cache from a failed configure can keep failing after the fix).
+            (ROOT / "build" / f"cmake-{build_configuration()}" / "CMakeCache.txt").unlink(missing_ok=True)
             # A pure-Python package: no stale library of an earlier build may ship or stay importable.
             for directory in self._library_dirs(out_dir):
                 for pattern in NATIVE_SUFFIXES:

@@ -92,8 +92,13 @@ esac
 # ---- 5. the op tests under emulation -------------------------------------------------------------------------------
 mapfile -t tests < <(ls tests/test_{rms_norm,film,snake,codebook_embedding,philox_uniform,sample_and_remask,relative_position_attention,contract,library}.py)
 log "pytest under qemu-aarch64: ${tests[*]}"
+# Left out: the tests that read the .pth golden checkpoints, which needs PyTorch (not installed in the arm64 root;
+# the x86 suite runs them). Everything else of these files runs, the thread-count determinism tests included.
+needs_torch="not test_golden_embedding and not test_bias_through_the_op_matches_golden"
+needs_torch+=" and not test_layer_attention_reproduces_upstream_residual_stream"
 status=0
 # -P: the source tree (cwd) must not shadow the staged package.
-PYTHONPATH="$stage:$site" run_arm -P -m pytest -q -p no:cacheprovider "${tests[@]}" "$@" || status=$?
+PYTHONPATH="$stage:$site" run_arm -P -m pytest -q -p no:cacheprovider -k "$needs_torch" "${tests[@]}" "$@" ||
+  status=$?
 log "done (exit $status)"
 exit $status
