@@ -166,5 +166,8 @@ setup(
     package_data={"vampnet_ort": ["py.typed"]},  # the native libraries come from build_ext
     ext_modules=[CMakeExtension("vampnet_ort._kernels")],
     cmdclass={"build_ext": CMakeBuild},
+    # setuptools' own build folders per configuration too: two configurations built at once (e.g. scripts/test.sh
+    # and scripts/sanitize.sh) never copy their libraries into one shared build/lib.
+    options={"build": {"build_base": f"build/setuptools-{build_configuration()}"}},
     zip_safe=False,
 )
