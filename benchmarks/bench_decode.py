@@ -73,12 +73,13 @@ print(loaded, peak["VmRSS"], peak["RssAnon"], peak["RssFile"])
 
 
 TIMING_CHILD = """
-import sys, time, numpy as np
+import os, sys, time, numpy as np
 bench_dir, work, threads, mode = sys.argv[1:5]
 sys.path.insert(0, bench_dir)
+sys.path.insert(0, os.path.join(os.path.dirname(bench_dir), "tests"))  # host_decoder.py: a test helper
 import vampnet_ort
 from bench_decode import STAGES, decode_feeds
-from vampnet_ort.export.host_decoder import HostDecoder
+from host_decoder import HostDecoder
 from vampnet_ort.export.vampnet_weights import VampNetConfig
 if mode == "matmul":
     session = vampnet_ort.create_session(f"{work}/matmul.onnx", with_library=False, intra_op_threads=int(threads))

@@ -42,8 +42,9 @@ from vampnet_ort.codec_geometry import (
     encoder_plan,
     iter_layers,
 )
-from vampnet_ort.export.checkpoint import Checkpoint, CheckpointError, StateReader, load_checkpoint
 from vampnet_ort.fileio import publish
+
+from .checkpoint import Checkpoint, CheckpointError, StateReader, load_checkpoint
 
 ENCODER_FILE = "codec_encoder.onnx"
 DECODER_FILE = "codec_decoder.onnx"

@@ -22,7 +22,8 @@ from vampnet_ort.codec_geometry import (
     encoder_plan,
     iter_layers,
 )
-from vampnet_ort.export.checkpoint import Checkpoint
+
+from .checkpoint import Checkpoint
 
 RELEASE_LIKE_CONFIG: dict[str, Any] = {
     "sample_rate": 44100,

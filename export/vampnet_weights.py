@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from vampnet_ort.ops.contract import RELATIVE_POSITION_ATTENTION, RMS_NORM
+
 from .checkpoint import Checkpoint, CheckpointError, StateReader
 
 # Constructor arguments that only matter for training; accepted and ignored.
@@ -31,10 +33,11 @@ _ARCH_KWARGS = {
 }
 _OPTION_KWARGS = {"r_cond_dim", "flash_attn", "noise_mode", "ctrl_dims", "cond_dim"}
 
-# The T5 relative-position bucketing of upstream's MultiHeadRelativeAttention (fixed there, not a kwarg).
-NUM_BUCKETS = 32
-MAX_DISTANCE = 128
-RMS_EPSILON = 1e-6
+# The T5 relative-position bucketing of upstream's MultiHeadRelativeAttention (fixed there, not a kwarg) and its
+# RMSNorm epsilon: upstream's values are the ops' attribute defaults (ops/contract.py, the one place they are stated).
+NUM_BUCKETS = int(RELATIVE_POSITION_ATTENTION.default("num_buckets"))
+MAX_DISTANCE = int(RELATIVE_POSITION_ATTENTION.default("max_distance"))
+RMS_EPSILON = float(RMS_NORM.default("epsilon"))
 
 
 @dataclass(frozen=True)

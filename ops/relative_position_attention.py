@@ -14,11 +14,16 @@ from __future__ import annotations
 from onnxscript import FLOAT, script
 
 from ._opset import op, vampnet
+from .contract import RELATIVE_POSITION_ATTENTION
+
+# Attribute defaults (onnxscript reads them from these module globals).
+_NUM_BUCKETS = RELATIVE_POSITION_ATTENTION.default("num_buckets")
+_MAX_DISTANCE = RELATIVE_POSITION_ATTENTION.default("max_distance")
 
 
 @script(vampnet, default_opset=op)
 def RelativePositionAttention(
-    qkv: FLOAT, rel_bias: FLOAT, num_heads: int, num_buckets: int = 32, max_distance: int = 128
+    qkv: FLOAT, rel_bias: FLOAT, num_heads: int, num_buckets: int = _NUM_BUCKETS, max_distance: int = _MAX_DISTANCE
 ) -> FLOAT:
     """qkv [B, T, 3D], rel_bias [num_buckets, H] -> [B, T, D]."""
     # ---- buckets [T, T] of rel = key - query (int64 arithmetic, float32 log) ----

@@ -73,7 +73,8 @@ def SampleAndRemask(
     gap_sorted, gap_order = op.TopK(gap, vocab_1d, axis=-1, largest=0, sorted=1)
     mass_cum = op.CumSum(op.GatherElements(probs_raw, gap_order, axis=-1), op.Constant(value_int=-1))
     last_ind = op.ReduceSum(op.Cast(op.Less(mass_cum, typical_mass), to=_INT64), last_axis, keepdims=1)
-    threshold_pos = op.Min(op.Max(last_ind, typical_min_tokens - one_s), vocab - one_s)
+    # max(min_tokens, 1) - 1: any value <= 1 means no minimum, and INT64_MIN cannot wrap around.
+    threshold_pos = op.Min(op.Max(last_ind, op.Max(typical_min_tokens, one_s) - one_s), vocab - one_s)
     gap_threshold = op.GatherElements(gap_sorted, threshold_pos, axis=-1)
     typical_on = op.And(op.Greater(typical_mass, f0), op.Less(typical_mass, f1))
     x = op.Where(typical_on, op.Where(op.Greater(gap, gap_threshold), neg_inf, x), x)

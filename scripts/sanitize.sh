@@ -5,6 +5,8 @@
 #   bash scripts/sanitize.sh -k attention    # a subset
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# A failed native build must fail here, not fall back to the pure-Python package (docs/DEVELOPING.md).
+export VAMPNET_REQUIRE_NATIVE=1
 export VAMPNET_VENV="${VAMPNET_ASAN_VENV:-.venv-asan}"
 export VAMPNET_SANITIZE=1
 venv="$(bash scripts/setup_venv.sh test,export)"

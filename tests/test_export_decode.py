@@ -12,7 +12,7 @@ import pytest
 import vampnet_ort
 from vampnet_ort.export import load_checkpoint
 from vampnet_ort.export.decode_graph import decode_graph
-from vampnet_ort.export.host_decoder import HostDecoder
+from host_decoder import HostDecoder
 from vampnet_ort.export.vampnet_export import export_stage, logits_graph
 
 from op_testing import GOLDEN, golden

@@ -1,6 +1,7 @@
 """vampnet-ort: VampNet on ONNX Runtime, with native custom ops.
 
-- ``get_library_path()`` / ``register(session_options)``: use the op library in your own sessions.
+- ``get_library_path()`` / ``register(session_options)``: use the op library in your own sessions
+  (``native_available()``: False for a pure-Python install whose native build failed).
 - ``create_session(model)``: an InferenceSession with the library registered.
 - ``Pipeline`` / ``VampOptions`` (from ``vampnet_ort.pipeline``, imported on first use): audio -> vamp -> audio.
 """
@@ -9,13 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .library import create_session, decode_session_options, get_library_path, register, session_options
+from .library import (
+    create_session,
+    decode_session_options,
+    get_library_path,
+    native_available,
+    register,
+    session_options,
+)
 from .version import __version__
 
 _PIPELINE_NAMES = ("Pipeline", "VampOptions", "SamplingOptions", "VampResult")
 
-__all__ = ["__version__", "create_session", "decode_session_options", "get_library_path", "register",
-           "session_options", *_PIPELINE_NAMES, "MaskOptions"]
+__all__ = ["__version__", "create_session", "decode_session_options", "get_library_path", "native_available",
+           "register", "session_options", *_PIPELINE_NAMES, "MaskOptions"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing the package stays light (no soundfile/soxr until needed)

@@ -3,34 +3,74 @@
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Sequence, Union
 
 import onnxruntime as ort
 
 LIBRARY_ENV = "VAMPNET_ORT_LIBRARY"
-_LIBRARY_NAME = "libvampnet_ort_ops.so"
 
 ModelSource = Union[str, os.PathLike, bytes]
+
+
+def library_file_name(platform: str = sys.platform) -> str:
+    """File name CMake gives the op library on `platform` (a ``sys.platform`` value)."""
+    if platform == "darwin":
+        return "libvampnet_ort_ops.dylib"
+    if platform in ("win32", "cygwin"):
+        return "vampnet_ort_ops.dll"
+    return "libvampnet_ort_ops.so"
+
+
+def _bundled_library() -> Path:
+    return Path(__file__).resolve().parent / library_file_name()
 
 
 def get_library_path() -> str:
     """Absolute path of the custom-op shared library (``$VAMPNET_ORT_LIBRARY`` overrides it)."""
     override = os.environ.get(LIBRARY_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parent / _LIBRARY_NAME
+    path = Path(override) if override else _bundled_library()
     if not path.is_file():
         raise FileNotFoundError(
-            f"vampnet-ort op library not found at {path}; reinstall the package (pip install .) "
-            f"or point {LIBRARY_ENV} at a built libvampnet_ort_ops.so"
+            f"vampnet-ort op library not found at {path}; reinstall the package (pip install .; a failed native "
+            f"build leaves a pure-Python install) or point {LIBRARY_ENV} at a built {library_file_name()}"
         )
     return str(path)
+
+
+def native_available() -> bool:
+    """True when the op library can be registered (False for a pure-Python install whose native build failed)."""
+    return bool(os.environ.get(LIBRARY_ENV)) or _bundled_library().is_file()
+
+
+_warned_pure_python = False
+
+
+def _warn_pure_python() -> None:
+    global _warned_pure_python
+    if not _warned_pure_python:
+        _warned_pure_python = True
+        warnings.warn(
+            f"vampnet-ort has no native op library ({_bundled_library()} is missing: its native build failed at "
+            "install time); models run their reference functions instead (correct, but much slower). Reinstall "
+            "with a working C++17 compiler and CMake to get the native kernels.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def register(session_options: ort.SessionOptions) -> ort.SessionOptions:
     """Register the ``vampnet`` custom-op domain in `session_options` (returns it for chaining).
 
-    Registering twice in the same options is a no-op (ORT itself would fail with "Domain already set")."""
+    Registering twice in the same options is a no-op (ORT itself would fail with "Domain already set").
+    In a pure-Python install (the native build failed, see :func:`native_available`) this warns once and
+    registers nothing, so sessions run the reference functions every exported model carries."""
     if _is_registered(session_options):
+        return session_options
+    if not native_available():
+        _warn_pure_python()
         return session_options
     session_options.register_custom_ops_library(get_library_path())
     session_options.add_session_config_entry(_REGISTERED_KEY, "1")

@@ -62,9 +62,9 @@ namespace {
 struct CodebookEmbeddingKernel : OrtKernel<CodebookEmbeddingKernel> {
   CodebookEmbeddingKernel(const OrtApi&, const OrtKernelInfo*) {}
   void Compute(Ort::KernelContext& ctx) {
-    const InputView codes = get_input(ctx, 0, kCodebookEmbedding, "codes");
-    const InputView tables = get_input(ctx, 1, kCodebookEmbedding, "tables");
-    const InputView bias = get_input(ctx, 2, kCodebookEmbedding, "bias");
+    const InputView codes = get_input<contract::CodebookEmbedding>(ctx, 0);
+    const InputView tables = get_input<contract::CodebookEmbedding>(ctx, 1);
+    const InputView bias = get_input<contract::CodebookEmbedding>(ctx, 2);
     const EmbeddingDims d = codebook_embedding_check(codes.shape, tables.shape, bias.shape);
     codebook_embedding_check_codes(codes.as<int64_t>(), d);
     float* y = get_output<float>(ctx, 0, {d.batch, d.time, d.dim});
@@ -72,11 +72,8 @@ struct CodebookEmbeddingKernel : OrtKernel<CodebookEmbeddingKernel> {
   }
 };
 
-struct CodebookEmbeddingOp : OrtOp<CodebookEmbeddingOp, CodebookEmbeddingKernel> {
-  static constexpr const char* kName = kCodebookEmbedding;
-  static constexpr std::array kInputTypes{kInt64, kFloat, kFloat};
-  static constexpr std::array kOutputTypes{kFloat};
-};
+// Name, input and output types: ops/contract.py (via the generated op_contract.h).
+struct CodebookEmbeddingOp : OrtOp<CodebookEmbeddingOp, CodebookEmbeddingKernel, contract::CodebookEmbedding> {};
 }  // namespace
 
 const OrtCustomOp* codebook_embedding_op() {

@@ -9,12 +9,13 @@
 // tables. Token id V (= tables.shape[1] - 1) is MASK; ids outside [0, V] are an error.
 #pragma once
 #include "common.h"
+#include "op_contract.h"
 
 struct OrtCustomOp;
 
 namespace vampnet {
 
-constexpr const char* kCodebookEmbedding = "CodebookEmbedding";
+constexpr const char* kCodebookEmbedding = contract::CodebookEmbedding::kName;
 
 struct EmbeddingDims {
   int64_t batch, codebooks, time, vocab_plus_mask, dim;

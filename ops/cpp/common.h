@@ -9,18 +9,51 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>  // defines __GLIBC__ where glibc is the C library
 #include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-// Runtime CPU dispatch for hot loops: the compiler emits AVX-512, AVX2 and baseline versions of the function and
-// the loader picks one per machine (the build itself stays portable; no -march=native).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(VAMPNET_NO_CLONES)
-#define VAMPNET_CPU_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
+// ---- portability: the one place that spells compiler- and ISA-specific attributes -------------------------------
+//
+// VAMPNET_CPU_DISPATCH: runtime CPU dispatch for hot loops. On x86-64 ELF/glibc with GCC or clang >= 14 the
+// compiler emits x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and baseline versions of the function and the loader
+// picks one per machine (the build itself stays portable; no -march=native). Everywhere else (aarch64, macOS,
+// musl, other compilers, or -DVAMPNET_NO_CLONES) it expands to nothing and the one portable version is compiled
+// for the target's baseline (NEON on aarch64), auto-vectorized. Every version computes each output element with
+// the same fixed order of operations, so every ISA path is deterministic across thread counts.
+#if defined(__has_attribute)
+#define VAMPNET_HAS_ATTRIBUTE(x) __has_attribute(x)
+#else
+#define VAMPNET_HAS_ATTRIBUTE(x) 0
+#endif
+#if defined(__has_builtin)
+#define VAMPNET_HAS_BUILTIN(x) __has_builtin(x)
+#else
+#define VAMPNET_HAS_BUILTIN(x) 0
+#endif
+
+#if !defined(VAMPNET_NO_CLONES) && defined(__x86_64__) && defined(__ELF__) && defined(__GLIBC__) && \
+    VAMPNET_HAS_ATTRIBUTE(target_clones) && (!defined(__clang__) || __clang_major__ >= 14)
+#define VAMPNET_CPU_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VAMPNET_CPU_DISPATCH
+#endif
+
+// Force-inline small helpers into each dispatched clone (so they are compiled for that clone's ISA).
+#if VAMPNET_HAS_ATTRIBUTE(always_inline)
+#define VAMPNET_INLINE inline __attribute__((always_inline))
+#else
+#define VAMPNET_INLINE inline
+#endif
+
+// Symbol visibility of the library's one entry point.
+#if defined(_WIN32)
+#define VAMPNET_EXPORT __declspec(dllexport)
+#else
+#define VAMPNET_EXPORT __attribute__((visibility("default")))
 #endif
 
 namespace vampnet {

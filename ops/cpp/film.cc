@@ -45,20 +45,17 @@ namespace {
 struct FiLMKernel : OrtKernel<FiLMKernel> {
   FiLMKernel(const OrtApi&, const OrtKernelInfo*) {}
   void Compute(Ort::KernelContext& ctx) {
-    const InputView x = get_input(ctx, 0, kFiLM, "X");
-    const InputView gamma = get_input(ctx, 1, kFiLM, "gamma");
-    const InputView beta = get_input(ctx, 2, kFiLM, "beta");
+    const InputView x = get_input<contract::FiLM>(ctx, 0);
+    const InputView gamma = get_input<contract::FiLM>(ctx, 1);
+    const InputView beta = get_input<contract::FiLM>(ctx, 2);
     const FiLMDims dims = film_check(x.shape, gamma.shape, beta.shape);
     float* y = get_output<float>(ctx, 0, x.shape);
     film(x.as<float>(), gamma.as<float>(), beta.as<float>(), y, dims, OrtParallel(ctx));
   }
 };
 
-struct FiLMOp : OrtOp<FiLMOp, FiLMKernel> {
-  static constexpr const char* kName = kFiLM;
-  static constexpr std::array kInputTypes{kFloat, kFloat, kFloat};
-  static constexpr std::array kOutputTypes{kFloat};
-};
+// Name, input and output types: ops/contract.py (via the generated op_contract.h).
+struct FiLMOp : OrtOp<FiLMOp, FiLMKernel, contract::FiLM> {};
 }  // namespace
 
 const OrtCustomOp* film_op() {

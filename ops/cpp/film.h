@@ -3,12 +3,13 @@
 // see docs/ARCHITECTURE.md), broadcast over time.
 #pragma once
 #include "common.h"
+#include "op_contract.h"
 
 struct OrtCustomOp;
 
 namespace vampnet {
 
-constexpr const char* kFiLM = "FiLM";
+constexpr const char* kFiLM = contract::FiLM::kName;
 
 struct FiLMDims {
   int64_t batch, time, dim;

@@ -15,7 +15,6 @@
 namespace vampnet {
 
 constexpr const char* kDomain = "vampnet";
-constexpr int kDomainVersion = 1;
 
 inline std::vector<const OrtCustomOp*> all_ops() {
   return {

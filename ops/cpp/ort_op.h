@@ -1,11 +1,10 @@
 // Glue between vampnet kernels and ONNX Runtime's custom-op C++ API.
 //
-// An op declares its inputs/outputs by deriving from vampnet::OrtOp<Op, Kernel> and providing
-//   static constexpr const char* kName;
-//   static constexpr std::array kInputTypes{kFloat, kInt64, ...};  static constexpr std::array kOutputTypes{...};
-// Its Kernel is constructed from (const OrtApi&, const OrtKernelInfo*) (attributes are read and validated
-// there) and implements void Compute(Ort::KernelContext&). Exceptions thrown in either place become an
-// OrtStatus carrying the message, so a bad input is reported by session.run() and never crashes the process.
+// An op is declared as `struct MyOp : vampnet::OrtOp<MyOp, MyKernel, contract::MyOp> {};`: its name and
+// input/output types come from the contract (ops/contract.py, generated into op_contract.h). Its Kernel is
+// constructed from (const OrtApi&, const OrtKernelInfo*) (attributes are read and validated there) and implements
+// void Compute(Ort::KernelContext&). Exceptions thrown in either place become an OrtStatus carrying the message,
+// so a bad input is reported by session.run() and never crashes the process.
 #pragma once
 
 #include <array>
@@ -14,25 +13,26 @@
 #include <vector>
 
 #include "common.h"
+#include "op_contract.h"
 #include "onnxruntime_cxx_api.h"
 
 namespace vampnet {
-
-// Element types for the kInputTypes / kOutputTypes lists of an op.
-constexpr ONNXTensorElementDataType kFloat = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-constexpr ONNXTensorElementDataType kInt64 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
 
 inline OrtStatusPtr to_status(const std::exception& e) {
   return Ort::GetApi().CreateStatus(ORT_INVALID_ARGUMENT, e.what());
 }
 
-template <typename Op, typename Kernel>
+template <typename Op, typename Kernel, typename Contract>
 struct OrtOp : Ort::CustomOpBase<Op, Kernel, /*WithStatus=*/true> {
-  const char* GetName() const { return Op::kName; }
-  size_t GetInputTypeCount() const { return Op::kInputTypes.size(); }
-  ONNXTensorElementDataType GetInputType(size_t i) const { return Op::kInputTypes.at(i); }
-  size_t GetOutputTypeCount() const { return Op::kOutputTypes.size(); }
-  ONNXTensorElementDataType GetOutputType(size_t i) const { return Op::kOutputTypes.at(i); }
+  const char* GetName() const { return Contract::kName; }
+  size_t GetInputTypeCount() const { return Contract::kInputTypes.size(); }
+  ONNXTensorElementDataType GetInputType(size_t i) const {
+    return static_cast<ONNXTensorElementDataType>(Contract::kInputTypes.at(i));
+  }
+  size_t GetOutputTypeCount() const { return Contract::kOutputTypes.size(); }
+  ONNXTensorElementDataType GetOutputType(size_t i) const {
+    return static_cast<ONNXTensorElementDataType>(Contract::kOutputTypes.at(i));
+  }
 
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const noexcept {
     try {
@@ -79,11 +79,11 @@ class OrtParallel final : public Parallel {
   const Ort::KernelContext& ctx_;
 };
 
-// A read-only view of one input tensor, with its shape and element type checked against the op's contract.
+// A read-only view of one input tensor and its shape. Its element type needs no check here: ORT matches every
+// input's type against the op's kInputTypes before the kernel runs.
 struct InputView {
   const void* data = nullptr;
   Shape shape;
-  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 
   template <typename T>
   const T* as() const {
@@ -99,12 +99,17 @@ inline InputView get_input(const Ort::KernelContext& ctx, size_t index, const st
   auto info = v.GetTensorTypeAndShapeInfo();
   InputView out;
   out.shape = info.GetShape();
-  out.type = info.GetElementType();
   for (int64_t d : out.shape) {
     if (d < 0) throw Error(op, std::string("input '") + name + "' has a negative dimension");
   }
   out.data = v.GetTensorRawData();
   return out;
+}
+
+// Input `index` of the op whose contract is `Contract` (errors name the op and the input).
+template <typename Contract>
+InputView get_input(const Ort::KernelContext& ctx, size_t index) {
+  return get_input(ctx, index, Contract::kName, Contract::kInputNames.at(index));
 }
 
 template <typename T>

@@ -23,9 +23,10 @@ std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> c, std::array<uint
   return c;
 }
 
-PhiloxDims philox_uniform_check(const Shape& seed, const Shape& step, const Shape& shape, const int64_t* shape_values,
-                                int64_t step_value) {
+PhiloxDims philox_uniform_check(const Shape& seed, const Shape& step, const int64_t* step_values, const Shape& shape,
+                                const int64_t* shape_values) {
   const std::string op = kPhiloxUniform;
+  // Shapes first: nothing is read from step_values / shape_values before their shapes are known to be right.
   check_scalar(op, "step", step);
   check_rank(op, "shape", shape, 1);
   check_dim(op, "shape", shape, 0, 3, "3 (B, P, T)");
@@ -38,9 +39,11 @@ PhiloxDims philox_uniform_check(const Shape& seed, const Shape& step, const Shap
           "input 'shape' values must be in [0, 2^32), got " + shape_str({shape_values[0], shape_values[1],
                                                                          shape_values[2]}));
   }
+  constexpr int64_t kMaxElements = int64_t{1} << 40;
   check(d.batch == 0 || d.predicted == 0 || d.time == 0 ||
-            d.batch <= (int64_t{1} << 40) / (d.predicted * d.time),
+            (d.predicted <= kMaxElements / d.time && d.batch <= kMaxElements / (d.predicted * d.time)),
         op, "input 'shape' describes too many elements: " + shape_str({d.batch, d.predicted, d.time}));
+  const int64_t step_value = step_values[0];
   check(step_value >= 0 && step_value < kMaxCounterWord, op,
         "input 'step' must be in [0, 2^32), got " + std::to_string(step_value));
   if (seed.size() == 0) {
@@ -77,24 +80,18 @@ namespace {
 struct PhiloxUniformKernel : OrtKernel<PhiloxUniformKernel> {
   PhiloxUniformKernel(const OrtApi&, const OrtKernelInfo*) {}
   void Compute(Ort::KernelContext& ctx) {
-    const InputView seed = get_input(ctx, 0, kPhiloxUniform, "seed");
-    const InputView step = get_input(ctx, 1, kPhiloxUniform, "step");
-    const InputView shape = get_input(ctx, 2, kPhiloxUniform, "shape");
-    check_scalar(kPhiloxUniform, "step", step.shape);
-    check_rank(kPhiloxUniform, "shape", shape.shape, 1);
-    check_dim(kPhiloxUniform, "shape", shape.shape, 0, 3, "3 (B, P, T)");
+    const InputView seed = get_input<contract::PhiloxUniform>(ctx, 0);
+    const InputView step = get_input<contract::PhiloxUniform>(ctx, 1);
+    const InputView shape = get_input<contract::PhiloxUniform>(ctx, 2);
     const PhiloxDims d =
-        philox_uniform_check(seed.shape, step.shape, shape.shape, shape.as<int64_t>(), step.as<int64_t>()[0]);
+        philox_uniform_check(seed.shape, step.shape, step.as<int64_t>(), shape.shape, shape.as<int64_t>());
     float* out = get_output<float>(ctx, 0, {2, d.batch, d.predicted, d.time});
     philox_uniform(seed.as<int64_t>(), step.as<int64_t>()[0], d, out, OrtParallel(ctx));
   }
 };
 
-struct PhiloxUniformOp : OrtOp<PhiloxUniformOp, PhiloxUniformKernel> {
-  static constexpr const char* kName = kPhiloxUniform;
-  static constexpr std::array kInputTypes{kInt64, kInt64, kInt64};
-  static constexpr std::array kOutputTypes{kFloat};
-};
+// Name, input and output types: ops/contract.py (via the generated op_contract.h).
+struct PhiloxUniformOp : OrtOp<PhiloxUniformOp, PhiloxUniformKernel, contract::PhiloxUniform> {};
 }  // namespace
 
 const OrtCustomOp* philox_uniform_op() {

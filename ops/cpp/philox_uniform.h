@@ -9,12 +9,13 @@
 #include <cstdint>
 
 #include "common.h"
+#include "op_contract.h"
 
 struct OrtCustomOp;
 
 namespace vampnet {
 
-constexpr const char* kPhiloxUniform = "PhiloxUniform";
+constexpr const char* kPhiloxUniform = contract::PhiloxUniform::kName;
 
 struct PhiloxDims {
   int64_t batch = 0, predicted = 0, time = 0;
@@ -28,9 +29,10 @@ inline float philox_word_to_uniform(uint32_t word) {
   return (static_cast<float>(word >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
 
-// Validates seed/step/shape (shape values are read here); throws vampnet::Error.
-PhiloxDims philox_uniform_check(const Shape& seed, const Shape& step, const Shape& shape, const int64_t* shape_values,
-                                int64_t step_value);
+// Validates seed/step/shape: the shapes first, then the values of step and shape (read only once their shapes are
+// checked); throws vampnet::Error.
+PhiloxDims philox_uniform_check(const Shape& seed, const Shape& step, const int64_t* step_values, const Shape& shape,
+                                const int64_t* shape_values);
 void philox_uniform(const int64_t* seed, int64_t step, const PhiloxDims& d, float* out, const Parallel& par);
 const OrtCustomOp* philox_uniform_op();
 

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "onnxruntime_c_api.h"
+#include "op_list.h"
 #include "codebook_embedding.h"
 #include "snake.h"
 #include "film.h"
@@ -98,10 +100,7 @@ Array<float> py_codebook_embedding(const Array<int64_t>& codes, const Array<floa
 }
 
 Array<float> py_philox_uniform(const Array<int64_t>& seed, int64_t step, const Array<int64_t>& shape, int threads) {
-  const vampnet::Shape shape_shape = shape_of(shape);
-  vampnet::check_rank(vampnet::kPhiloxUniform, "shape", shape_shape, 1);
-  vampnet::check_dim(vampnet::kPhiloxUniform, "shape", shape_shape, 0, 3, "3 (B, P, T)");
-  const vampnet::PhiloxDims d = vampnet::philox_uniform_check(shape_of(seed), {}, shape_shape, shape.data(), step);
+  const vampnet::PhiloxDims d = vampnet::philox_uniform_check(shape_of(seed), {}, &step, shape_of(shape), shape.data());
   Array<float> out = empty_like_shape<float>({2, d.batch, d.predicted, d.time});
   {
     py::gil_scoped_release release;
@@ -114,13 +113,10 @@ std::array<uint32_t, 4> py_philox4x32_10(std::array<uint32_t, 4> counter, std::a
   return vampnet::philox4x32_10(counter, key);
 }
 
-py::tuple py_sample_and_remask(const Array<float>& logits, const Array<int64_t>& codes,
-                               const Array<int64_t>& start_codes, const Array<int64_t>& n0, int64_t step,
-                               int64_t num_steps, const Array<float>& uniforms, float temperature,
-                               float mask_temperature, float top_p, int64_t top_k, float typical_mass,
-                               int64_t typical_min_tokens, float sample_cutoff, int threads) {
-  const vampnet::SampleDims d = vampnet::sample_and_remask_check_shapes(
-      shape_of(logits), shape_of(codes), shape_of(start_codes), shape_of(n0), shape_of(uniforms));
+// The one place that turns the Python arguments into SampleParams (step settings default to a single last step).
+vampnet::SampleParams sample_params(float temperature, float top_p, int64_t top_k, float typical_mass,
+                                    int64_t typical_min_tokens, float mask_temperature = 0.f, int64_t step = 0,
+                                    int64_t num_steps = 1, float sample_cutoff = -1.f) {
   vampnet::SampleParams p;
   p.step = step;
   p.num_steps = num_steps;
@@ -131,6 +127,18 @@ py::tuple py_sample_and_remask(const Array<float>& logits, const Array<int64_t>&
   p.typical_mass = typical_mass;
   p.typical_min_tokens = typical_min_tokens;
   p.sample_cutoff = sample_cutoff;
+  return p;
+}
+
+py::tuple py_sample_and_remask(const Array<float>& logits, const Array<int64_t>& codes,
+                               const Array<int64_t>& start_codes, const Array<int64_t>& n0, int64_t step,
+                               int64_t num_steps, const Array<float>& uniforms, float temperature,
+                               float mask_temperature, float top_p, int64_t top_k, float typical_mass,
+                               int64_t typical_min_tokens, float sample_cutoff, int threads) {
+  const vampnet::SampleDims d = vampnet::sample_and_remask_check_shapes(
+      shape_of(logits), shape_of(codes), shape_of(start_codes), shape_of(n0), shape_of(uniforms));
+  const vampnet::SampleParams p = sample_params(temperature, top_p, top_k, typical_mass, typical_min_tokens,
+                                                mask_temperature, step, num_steps, sample_cutoff);
   vampnet::sample_and_remask_check_values(d, p, codes.data(), start_codes.data(), n0.data(), uniforms.data());
   const vampnet::Shape cs = shape_of(codes);
   Array<int64_t> next_codes = empty_like_shape<int64_t>(cs);
@@ -141,17 +149,6 @@ py::tuple py_sample_and_remask(const Array<float>& logits, const Array<int64_t>&
                                next_codes.mutable_data(), sampled.mutable_data(), ThreadParallel(threads));
   }
   return py::make_tuple(next_codes, sampled);
-}
-
-vampnet::SampleParams filter_params(float temperature, float top_p, int64_t top_k, float typical_mass,
-                                    int64_t typical_min_tokens) {
-  vampnet::SampleParams p;
-  p.temperature = temperature;
-  p.top_p = top_p;
-  p.top_k = top_k;
-  p.typical_mass = typical_mass;
-  p.typical_min_tokens = typical_min_tokens;
-  return p;
 }
 
 vampnet::Shape check_rows(const Array<float>& logits) {
@@ -165,7 +162,7 @@ Array<float> py_filter_rows(const Array<float>& logits, float top_p, int64_t top
                             int64_t typical_min_tokens) {
   const vampnet::Shape s = check_rows(logits);
   Array<float> out = empty_like_shape<float>(s);
-  vampnet::filter_rows(logits.data(), s[0], s[1], filter_params(1.f, top_p, top_k, typical_mass, typical_min_tokens),
+  vampnet::filter_rows(logits.data(), s[0], s[1], sample_params(1.f, top_p, top_k, typical_mass, typical_min_tokens),
                        out.mutable_data());
   return out;
 }
@@ -178,7 +175,7 @@ py::tuple py_sample_rows(const Array<float>& logits, const Array<float>& uniform
   Array<int64_t> tokens = empty_like_shape<int64_t>({s[0]});
   Array<float> probs = empty_like_shape<float>({s[0]});
   vampnet::sample_rows(logits.data(), s[0], s[1],
-                       filter_params(temperature, top_p, top_k, typical_mass, typical_min_tokens), sample,
+                       sample_params(temperature, top_p, top_k, typical_mass, typical_min_tokens), sample,
                        uniforms.data(), tokens.mutable_data(), probs.mutable_data());
   return py::make_tuple(tokens, probs);
 }
@@ -233,12 +230,30 @@ Array<float> py_snake(const Array<float>& x, const Array<float>& alpha, int thre
   return y;
 }
 
+// (name, input element types, output element types) of every op the ORT library registers (op_list.h), as ORT
+// sees them through the OrtCustomOp interface; tests compare this with ops/contract.py.
+py::list py_native_ops() {
+  py::list ops;
+  for (const OrtCustomOp* op : vampnet::all_ops()) {
+    std::vector<int> inputs, outputs;
+    for (size_t i = 0; i < op->GetInputTypeCount(op); ++i) inputs.push_back(static_cast<int>(op->GetInputType(op, i)));
+    for (size_t i = 0; i < op->GetOutputTypeCount(op); ++i) {
+      outputs.push_back(static_cast<int>(op->GetOutputType(op, i)));
+    }
+    ops.append(py::make_tuple(std::string(op->GetName(op)), inputs, outputs));
+  }
+  return ops;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
+  using Attention = vampnet::contract::RelativePositionAttention;
   m.doc() = "vampnet-ort kernels on numpy arrays (the same C++ code the ONNX Runtime op library runs)";
   py::register_exception<vampnet::Error>(m, "KernelError", PyExc_ValueError);
-  m.def("rms_norm", &py_rms_norm, py::arg("x"), py::arg("scale"), py::arg("epsilon") = 1e-6f,
+  m.attr("DOMAIN") = vampnet::kDomain;
+  m.def("native_ops", &py_native_ops, "(name, input types, output types) of every op the ORT library registers");
+  m.def("rms_norm", &py_rms_norm, py::arg("x"), py::arg("scale"), py::arg("epsilon") = vampnet::contract::RMSNorm::kEpsilon,
         py::arg("threads") = 1, "RMSNorm over the last axis: x * rsqrt(mean(x^2) + epsilon) * scale");
   m.def("film", &py_film, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("threads") = 1,
         "FiLM: x * (1 + gamma) + beta, gamma/beta [B or 1, D] broadcast over time");
@@ -269,10 +284,10 @@ PYBIND11_MODULE(_kernels, m) {
   m.def("remask_rows", &py_remask_rows, py::arg("confidence"), py::arg("num_to_mask"),
         "re-mask rule: confidence [rows, n] strictly below the k-th smallest (0-based) of its row");
   m.def("relative_position_attention", &py_relative_position_attention, py::arg("qkv"), py::arg("rel_bias"),
-        py::arg("num_heads"), py::arg("num_buckets") = 32, py::arg("max_distance") = 128, py::arg("threads") = 1,
+        py::arg("num_heads"), py::arg("num_buckets") = Attention::kNumBuckets, py::arg("max_distance") = Attention::kMaxDistance, py::arg("threads") = 1,
         "multi-head self-attention with T5 relative-position bias: qkv [B, T, 3D], rel_bias [num_buckets, H] -> "
         "[B, T, D]");
   m.def("relative_position_buckets", &py_relative_position_buckets, py::arg("t_query"), py::arg("t_key"),
-        py::arg("num_buckets") = 32, py::arg("max_distance") = 128,
+        py::arg("num_buckets") = Attention::kNumBuckets, py::arg("max_distance") = Attention::kMaxDistance,
         "T5 bidirectional bucket of key - query: int64 [t_query, t_key]");
 }

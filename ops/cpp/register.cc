@@ -1,7 +1,6 @@
 // Entry point of the ONNX Runtime custom-op library: RegisterCustomOps adds the "vampnet" domain (version 1,
 // every op of op_list.h) to the given session options.
 #include <exception>
-#include <mutex>
 
 #include "onnxruntime_cxx_api.h"
 #include "op_list.h"
@@ -21,7 +20,7 @@ Ort::CustomOpDomain* shared_domain() {
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL
+extern "C" VAMPNET_EXPORT OrtStatus* ORT_API_CALL
 RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
   const OrtApi* api = api_base->GetApi(ORT_API_VERSION);
   if (api == nullptr) {

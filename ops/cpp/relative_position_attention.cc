@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "fast_math.h"
 #include "ort_op.h"
 
 namespace vampnet {
@@ -95,13 +96,6 @@ typedef float vf __attribute__((vector_size(64), __may_alias__, aligned(4)));
 typedef uint32_t vu __attribute__((vector_size(64), __may_alias__, aligned(4)));
 typedef int32_t vi __attribute__((vector_size(64), __may_alias__, aligned(4)));
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(VAMPNET_NO_CLONES)
-#define VAMPNET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VAMPNET_CLONES
-#endif
-#define VAMPNET_INLINE inline __attribute__((always_inline))
-
 // Unaligned 16-float loads/stores. Macros, not functions: a function taking or returning a 64-byte vector has a
 // different ABI in each target clone (GCC's -Wpsabi).
 #define VLOAD(p) (*reinterpret_cast<const vf*>(p))
@@ -109,55 +103,57 @@ typedef int32_t vi __attribute__((vector_size(64), __may_alias__, aligned(4)));
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// exp on 16 lanes for arguments <= 0 (scores minus the running max), NaN-preserving, no float->int conversion.
-// Cody-Waite reduction x = n ln2 + r, degree-6 polynomial for e^r (rel. error ~2 ulp), 2^n built in the exponent.
+// exp on 16 lanes for arguments <= 0 (scores minus the running max), NaN-preserving: the shared Cephes core
+// (fast_math.h) with 2^n built in the exponent bits, no float->int conversion.
 VAMPNET_INLINE void exp16(const vf& x, vf& out) {
   const vf lo = vf{} - 87.0f;  // below -87, e^x < 2^-125: flushed to 0
   const vi small = x < lo;
   const vf xc = small ? lo : x;  // NaN compares false and stays NaN
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
-  const vf t = xc * 1.44269504088896341f + magic;
-  const vf n = t - magic;
-  const vf r = xc - n * 0.693359375f - n * -2.12194440e-4f;
-  vf poly = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  poly = poly * r + 8.3334519073e-3f;
-  poly = poly * r + 4.1665795894e-2f;
-  poly = poly * r + 1.6666665459e-1f;
-  poly = poly * r + 5.0000001201e-1f;
-  poly = poly * r * r + r + 1.0f;
+  typedef float vreg __attribute__((vector_size(64)));  // naturally aligned: locals only, passed by reference
+  const vreg xr = xc;
+  vreg n, poly;
+  cephes_exp_reduced(xr, n, poly);
+  const vf t = n + 12582912.0f;  // n in the low mantissa bits of 1.5 * 2^23 (exact)
   const vu exponent = (reinterpret_cast<const vu&>(t) - 0x4B400000u + 127u) << 23;  // (n + 127) << 23
   const vf result = poly * reinterpret_cast<const vf&>(exponent);
   out = small ? vf{} : result;
 }
 
+// v with lane l replaced by lane l ^ K (K = 8, 4, 2, 1: swap halves, quarters, ...), for the reduction trees below.
+#if VAMPNET_HAS_BUILTIN(__builtin_shufflevector)  // clang, GCC >= 12
+#define VAMPNET_XOR_LANES(v, K)                                                                                  \
+  __builtin_shufflevector(v, v, 0 ^ K, 1 ^ K, 2 ^ K, 3 ^ K, 4 ^ K, 5 ^ K, 6 ^ K, 7 ^ K, 8 ^ K, 9 ^ K, 10 ^ K, \
+                          11 ^ K, 12 ^ K, 13 ^ K, 14 ^ K, 15 ^ K)
+#else  // portable: lane by lane (the same values, so the same results)
+template <int K>
+VAMPNET_INLINE vf xor_lanes(const vf& v) {
+  vf o;
+  for (int l = 0; l < kLanes; ++l) o[l] = v[l ^ K];
+  return o;
+}
+#define VAMPNET_XOR_LANES(v, K) xor_lanes<K>(v)
+#endif
+
 // Horizontal max / sum by halving (a fixed tree: deterministic, and no 16-long dependency chain).
 // The max ignores NaN lanes like the scalar `a > b ? a : b` does.
 VAMPNET_INLINE float hmax(const vf& v) {
   vf m = v;
-  const vi swap8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
-  const vi swap4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
-  const vi swap2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
-  const vi swap1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
-  vf o = __builtin_shuffle(m, swap8);
+  vf o = VAMPNET_XOR_LANES(m, 8);
   m = o > m ? o : m;
-  o = __builtin_shuffle(m, swap4);
+  o = VAMPNET_XOR_LANES(m, 4);
   m = o > m ? o : m;
-  o = __builtin_shuffle(m, swap2);
+  o = VAMPNET_XOR_LANES(m, 2);
   m = o > m ? o : m;
-  o = __builtin_shuffle(m, swap1);
+  o = VAMPNET_XOR_LANES(m, 1);
   m = o > m ? o : m;
   return m[0];
 }
 
 VAMPNET_INLINE float hsum(const vf& v) {
-  const vi swap8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
-  const vi swap4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
-  const vi swap2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
-  const vi swap1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
-  vf t = v + __builtin_shuffle(v, swap8);
-  t = t + __builtin_shuffle(t, swap4);
-  t = t + __builtin_shuffle(t, swap2);
-  t = t + __builtin_shuffle(t, swap1);
+  vf t = v + VAMPNET_XOR_LANES(v, 8);
+  t = t + VAMPNET_XOR_LANES(t, 4);
+  t = t + VAMPNET_XOR_LANES(t, 2);
+  t = t + VAMPNET_XOR_LANES(t, 1);
   return t[0];
 }
 
@@ -266,7 +262,7 @@ void pack_kv_tile(const float* qkv, const AttentionDims& d, int64_t b, int64_t h
 // One work unit: queries [q0, q0 + nq) of head h in batch item b, over every key.
 // bias_row: the head's per-offset bias, bias_row[(j - i) + T - 1], with kBlockQ zeros before and kBlockK after.
 // packed_kv: the head's key tiles (pack_kv_tile), one after another.
-VAMPNET_CLONES
+VAMPNET_CPU_DISPATCH
 void attend_query_block(const float* qkv, const float* bias_row, const float* packed_kv, float* out,
                         const AttentionDims& d, int64_t b, int64_t h, int64_t q0, const Scratch& w) {
   const int64_t T = d.time, D = d.dim, dh = d.head_dim, dhp = round_up(dh, kLanes);
@@ -472,15 +468,15 @@ struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKern
   int64_t num_heads, num_buckets, max_distance;
   RelativePositionAttentionKernel(const OrtApi& api, const OrtKernelInfo* info)
       : num_heads(attr_int(api, info, kRelativePositionAttention, "num_heads", std::numeric_limits<int64_t>::min())),
-        num_buckets(attr_int(api, info, kRelativePositionAttention, "num_buckets", 32)),
-        max_distance(attr_int(api, info, kRelativePositionAttention, "max_distance", 128)) {
+        num_buckets(attr_int(api, info, kRelativePositionAttention, "num_buckets", contract::RelativePositionAttention::kNumBuckets)),
+        max_distance(attr_int(api, info, kRelativePositionAttention, "max_distance", contract::RelativePositionAttention::kMaxDistance)) {
     check(num_heads != std::numeric_limits<int64_t>::min(), kRelativePositionAttention,
           "attribute 'num_heads' is required");
     relative_position_attention_check_attributes(num_heads, num_buckets, max_distance);
   }
   void Compute(Ort::KernelContext& ctx) {
-    const InputView qkv = get_input(ctx, 0, kRelativePositionAttention, "qkv");
-    const InputView bias = get_input(ctx, 1, kRelativePositionAttention, "rel_bias");
+    const InputView qkv = get_input<contract::RelativePositionAttention>(ctx, 0);
+    const InputView bias = get_input<contract::RelativePositionAttention>(ctx, 1);
     const AttentionDims d =
         relative_position_attention_check(qkv.shape, bias.shape, num_heads, num_buckets, max_distance);
     float* out = get_output<float>(ctx, 0, {d.batch, d.time, d.dim});
@@ -491,11 +487,8 @@ struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKern
   }
 };
 
-struct RelativePositionAttentionOp : OrtOp<RelativePositionAttentionOp, RelativePositionAttentionKernel> {
-  static constexpr const char* kName = kRelativePositionAttention;
-  static constexpr std::array kInputTypes{kFloat, kFloat};
-  static constexpr std::array kOutputTypes{kFloat};
-};
+// Name, input and output types: ops/contract.py (via the generated op_contract.h).
+struct RelativePositionAttentionOp : OrtOp<RelativePositionAttentionOp, RelativePositionAttentionKernel, contract::RelativePositionAttention> {};
 
 }  // namespace
 

@@ -15,12 +15,13 @@
 // size T*T is ever materialised. Formula in docs/ATTENTION.md.
 #pragma once
 #include "common.h"
+#include "op_contract.h"
 
 struct OrtCustomOp;
 
 namespace vampnet {
 
-constexpr const char* kRelativePositionAttention = "RelativePositionAttention";
+constexpr const char* kRelativePositionAttention = contract::RelativePositionAttention::kName;
 
 struct AttentionDims {
   int64_t batch, time, dim, heads, head_dim, num_buckets, max_distance;

@@ -47,23 +47,20 @@ namespace {
 struct RMSNormKernel : OrtKernel<RMSNormKernel> {
   float epsilon;
   RMSNormKernel(const OrtApi& api, const OrtKernelInfo* info)
-      : epsilon(attr_float(api, info, kRMSNorm, "epsilon", 1e-6f)) {
+      : epsilon(attr_float(api, info, kRMSNorm, "epsilon", contract::RMSNorm::kEpsilon)) {
     check(epsilon >= 0.f && std::isfinite(epsilon), kRMSNorm, "attribute 'epsilon' must be finite and >= 0");
   }
   void Compute(Ort::KernelContext& ctx) {
-    const InputView x = get_input(ctx, 0, kRMSNorm, "X");
-    const InputView scale = get_input(ctx, 1, kRMSNorm, "scale");
+    const InputView x = get_input<contract::RMSNorm>(ctx, 0);
+    const InputView scale = get_input<contract::RMSNorm>(ctx, 1);
     const int64_t rows = rms_norm_check(x.shape, scale.shape);
     float* y = get_output<float>(ctx, 0, x.shape);
     rms_norm(x.as<float>(), scale.as<float>(), y, rows, x.shape.back(), epsilon, OrtParallel(ctx));
   }
 };
 
-struct RMSNormOp : OrtOp<RMSNormOp, RMSNormKernel> {
-  static constexpr const char* kName = kRMSNorm;
-  static constexpr std::array kInputTypes{kFloat, kFloat};
-  static constexpr std::array kOutputTypes{kFloat};
-};
+// Name, input and output types: ops/contract.py (via the generated op_contract.h).
+struct RMSNormOp : OrtOp<RMSNormOp, RMSNormKernel, contract::RMSNorm> {};
 }  // namespace
 
 const OrtCustomOp* rms_norm_op() {

@@ -1,12 +1,13 @@
 // RMSNorm: Y = X * rsqrt(mean(X^2, last axis) + epsilon) * scale.   X [..., D] float, scale [D] float.
 #pragma once
 #include "common.h"
+#include "op_contract.h"
 
 struct OrtCustomOp;
 
 namespace vampnet {
 
-constexpr const char* kRMSNorm = "RMSNorm";
+constexpr const char* kRMSNorm = contract::RMSNorm::kName;
 
 // Validates shapes; returns the number of rows (product of all but the last dim).
 int64_t rms_norm_check(const Shape& x, const Shape& scale);

@@ -11,12 +11,13 @@
 #include <cstdint>
 
 #include "common.h"
+#include "op_contract.h"
 
 struct OrtCustomOp;
 
 namespace vampnet {
 
-constexpr const char* kSampleAndRemask = "SampleAndRemask";
+constexpr const char* kSampleAndRemask = contract::SampleAndRemask::kName;
 
 struct SampleDims {
   int64_t batch = 0, codebooks = 0, predicted = 0, time = 0, vocab = 0;

@@ -30,8 +30,7 @@ constexpr float kFastLimit = 65536.f;
 // sin^2(alpha * x[i]) * inv + x[i] for one row. sin^2 has period pi, so t is reduced by k * pi (three-part
 // Cody-Waite constant) to r in [-pi/2, pi/2] and sin(r) is an odd polynomial to r^13 (truncation < 1e-9).
 // Returns false when some |t| exceeded kFastLimit (the caller redoes the row exactly).
-__attribute__((target_clones("avx512f", "avx2", "default"))) bool snake_row(const float* x, float* y, int64_t n,
-                                                                           float a, float inv) {
+VAMPNET_CPU_DISPATCH bool snake_row(const float* x, float* y, int64_t n, float a, float inv) {
   constexpr float kInvPi = 0.318309886183790671538f;
   constexpr float kPi1 = 3.140625f, kPi2 = 9.67502593994140625e-4f, kPi3 = 1.509957990978376432e-7f;
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding and subtracting rounds to the nearest integer
@@ -79,19 +78,16 @@ namespace {
 struct SnakeKernel : OrtKernel<SnakeKernel> {
   SnakeKernel(const OrtApi&, const OrtKernelInfo*) {}
   void Compute(Ort::KernelContext& ctx) {
-    const InputView x = get_input(ctx, 0, kSnake, "X");
-    const InputView alpha = get_input(ctx, 1, kSnake, "alpha");
+    const InputView x = get_input<contract::Snake>(ctx, 0);
+    const InputView alpha = get_input<contract::Snake>(ctx, 1);
     const SnakeDims d = snake_check(x.shape, alpha.shape);
     float* y = get_output<float>(ctx, 0, x.shape);
     snake(x.as<float>(), alpha.as<float>(), y, d, OrtParallel(ctx));
   }
 };
 
-struct SnakeOp : OrtOp<SnakeOp, SnakeKernel> {
-  static constexpr const char* kName = kSnake;
-  static constexpr std::array kInputTypes{kFloat, kFloat};
-  static constexpr std::array kOutputTypes{kFloat};
-};
+// Name, input and output types: ops/contract.py (via the generated op_contract.h).
+struct SnakeOp : OrtOp<SnakeOp, SnakeKernel, contract::Snake> {};
 }  // namespace
 
 const OrtCustomOp* snake_op() {

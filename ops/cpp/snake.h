@@ -2,12 +2,13 @@
 // X [B, C, L] float; alpha [1, C, 1] or [C] float.
 #pragma once
 #include "common.h"
+#include "op_contract.h"
 
 struct OrtCustomOp;
 
 namespace vampnet {
 
-constexpr const char* kSnake = "Snake";
+constexpr const char* kSnake = contract::Snake::kName;
 
 struct SnakeDims {
   int64_t batch, channels, length;

@@ -18,8 +18,7 @@ from onnx import TensorProto, helper
 
 import vampnet_ort
 from vampnet_ort import ops
-
-from .vampnet_weights import VampNetConfig
+from vampnet_ort.export.vampnet_weights import VampNetConfig
 
 
 def step_model(n_predict_codebooks: int) -> onnx.ModelProto:
