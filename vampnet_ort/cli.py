@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, metavar="X", default=5.0, help="length of the synthesized clip (default 5)")
     d.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+
+    from . import web_server
+
+    web_server.add_parser(sub)
     return parser
 
 
@@ -268,13 +272,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_web(args: argparse.Namespace) -> int:
+    from . import web_server
+
+    return web_server.run(args)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    handlers = {"vamp": _cmd_vamp, "export": _cmd_export, "info": _cmd_info, "demo": _cmd_demo}
+    handlers = {"vamp": _cmd_vamp, "export": _cmd_export, "info": _cmd_info, "demo": _cmd_demo,
+                "web": _cmd_web}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
