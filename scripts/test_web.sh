@@ -25,7 +25,7 @@ trap cleanup EXIT
 
 "$venv/bin/python" tests/web/make_vectors.py "$work" >/dev/null
 "$venv/bin/python" tests/web/make_pipeline_vectors.py "$work" >/dev/null
-VAMPNET_WEB_VECTORS="$work" node --test tests/web/
+VAMPNET_WEB_VECTORS="$work" node --test tests/web/*.test.mjs
 
 bundle="$("$venv/bin/python" -c 'from vampnet_ort.demo import demo_bundle_path; print(demo_bundle_path())')"
 "$venv/bin/python" tests/web/make_browser_vectors.py "$bundle" "$work" >/dev/null
@@ -34,7 +34,7 @@ server_pid=$!
 for _ in $(seq 1 100); do [ -s "$work/url" ] && break; sleep 0.2; done
 url="$(head -n1 "$work/url")"
 [ -n "$url" ] || { echo "vampnet-ort web did not start: $(cat "$work/server.err")" >&2; exit 1; }
-node tests/web/browser_test.mjs "$url" "$work/browser_vectors.json" "$artifacts"
+node tests/web/browser_run.mjs "$url" "$work/browser_vectors.json" "$artifacts"
 kill "$server_pid"; server_pid=""
 
 # a corrupted bundle file: refused with a message on the page (sha256 check before any session)
@@ -44,5 +44,5 @@ printf '\x42' | dd of="$work/corrupt/c2f.onnx.data" bs=1 seek=1000 count=1 conv=
 "$venv/bin/vampnet-ort" web --models "$work/corrupt" --port 0 -q > "$work/url" 2> "$work/server.err" &
 server_pid=$!
 for _ in $(seq 1 100); do [ -s "$work/url" ] && break; sleep 0.2; done
-node tests/web/browser_test.mjs --expect-error "c2f.onnx.data does not match its sha256" "$(head -n1 "$work/url")" "$artifacts"
+node tests/web/browser_run.mjs --expect-error "c2f.onnx.data does not match its sha256" "$(head -n1 "$work/url")" "$artifacts"
 echo "test_web.sh: passed in $(( ($(date +%s) - started) / 60 )) min $(( ($(date +%s) - started) % 60 )) s; screenshots in $artifacts"

@@ -1,4 +1,4 @@
-"""The Python pipeline's results for the browser test (tests/web/browser_test.mjs), on the served bundle.
+"""The Python pipeline's results for the browser test (tests/web/browser_run.mjs), on the served bundle.
 
     python tests/web/make_browser_vectors.py BUNDLE_DIR OUT_DIR
 

@@ -25,7 +25,18 @@ class WorkerRunner {
           else if (data.type === 'error' && data.id === undefined) reject(Object.assign(new Error(data.message), { kind: data.kind }));
           else this.settle(data);
         };
-        worker.onerror = (event) => reject(new Error(`${MODEL_FILES[model]}: the worker failed (${event.message || 'no details'})`));
+        worker.onerror = (event) => {
+          // a crashed worker (e.g. wasm aborted out of memory) fails its load and every call waiting on it
+          const err = Object.assign(new Error(`${MODEL_FILES[model]}: its worker stopped (${event.message || 'no details'}); `
+            + 'reload the page'), { kind: /memory/i.test(event.message || '') ? 'oom' : 'session' });
+          reject(err);
+          for (const [id, call] of this.pending) {
+            if (call.model === model) {
+              this.pending.delete(id);
+              call.reject(err);
+            }
+          }
+        };
       }));
       worker.postMessage({ type: 'load', model, baseUrl, manifest, threads });
     }
@@ -44,7 +55,7 @@ class WorkerRunner {
     if (!worker) return Promise.reject(new PipelineError(`the bundle has no ${MODEL_FILES[model]}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, model });
       worker.postMessage({ type: 'run', id, feeds });
     });
   }

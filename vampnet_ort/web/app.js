@@ -29,7 +29,11 @@ function setProgress(stage, done, total) {
   bar.value = done;
 }
 
-const threads = self.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
+// wasm threads per session: ?threads=N, else 2 when cross-origin isolated (COOP/COEP), else 1
+const asked = Number(new URLSearchParams(location.search).get('threads'));
+const threads = !self.crossOriginIsolated ? 1
+  : Number.isInteger(asked) && asked >= 1 ? Math.min(asked, navigator.hardwareConcurrency || 1)
+    : Math.min(2, navigator.hardwareConcurrency || 1);
 const api = createApi({
   baseUrl: new URL('bundle/', location.href).href,
   threads,

@@ -2,13 +2,13 @@
 // vamps a clip through the UI (file input, click, wait for the player) and through window.vampnet, and compares
 // the codes with the Python pipeline's for the same 44.1 kHz mono samples and options (browser_vectors.json from
 // tests/web/make_browser_vectors.py). Same seed => identical output. Saves screenshots into $ARTIFACTS.
-//   node tests/web/browser_test.mjs URL VECTORS_JSON ARTIFACTS_DIR
+//   node tests/web/browser_run.mjs URL VECTORS_JSON ARTIFACTS_DIR
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import puppeteer from 'puppeteer-core';
 
-//   node tests/web/browser_test.mjs --expect-error REGEX URL ARTIFACTS_DIR   (a broken bundle: the page must say so)
+//   node tests/web/browser_run.mjs --expect-error REGEX URL ARTIFACTS_DIR   (a broken bundle: the page must say so)
 const TIMEOUT = 600_000;
 const expectError = process.argv[2] === '--expect-error' ? new RegExp(process.argv[3]) : null;
 const [url, vectorsPath, artifacts] = expectError ? [process.argv[4], null, process.argv[5]] : process.argv.slice(2);
