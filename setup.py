@@ -6,6 +6,8 @@ Installed layout (one import name):
     vampnet_ort/export/               <- export/     (checkpoint readers and graph builders)
     vampnet_ort/_kernels*.so          <- pybind11 module (ops/cpp)
     vampnet_ort/libvampnet_ort_ops.so <- ONNX Runtime custom-op library (ops/cpp; .dylib on macOS, .dll on Windows)
+    vampnet_ort/web/                  <- vampnet_ort/web/ (the browser app, `vampnet-ort web`)
+    vampnet_ort/web/vendor/           <- node_modules/onnxruntime-web/dist (copied here when `npm ci` has run)
 
 The CMake tree of each configuration persists in build/cmake-<configuration> (configuration = Python tag,
 compiler, toolchain, sanitizers), so the next `pip install .` or `pip install -e .` rebuilds only what changed, and
@@ -24,6 +26,7 @@ Environment:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -141,6 +144,37 @@ class CMakeBuild(build_ext):
             super().copy_extensions_to_source()
 
 
+# onnxruntime-web runtime files the web app loads (the wasm-only ES module build and its threaded SIMD wasm),
+# pinned by package.json / package-lock.json; copied into the package so the wheel works offline.
+ORT_WEB_VERSION = "1.30.0"
+ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+VENDOR_DIR = ROOT / "vampnet_ort" / "web" / "vendor"
+
+
+def vendor_ort_web() -> None:
+    """Copy the pinned onnxruntime-web dist files from node_modules (after `npm ci`) into vampnet_ort/web/vendor.
+
+    Without node_modules nothing is copied and the package builds without them (`vampnet-ort web` then says how
+    to get them); a node_modules holding another onnxruntime-web version is an error."""
+    package = ROOT / "node_modules" / "onnxruntime-web"
+    if not (package / "package.json").is_file():
+        return
+    version = json.loads((package / "package.json").read_text(encoding="utf-8")).get("version")
+    if version != ORT_WEB_VERSION:
+        raise RuntimeError(f"node_modules holds onnxruntime-web {version}, the web app is pinned to "
+                           f"{ORT_WEB_VERSION}: run 'npm ci'")
+    VENDOR_DIR.mkdir(parents=True, exist_ok=True)
+    for name in ORT_WEB_FILES:
+        source, target = package / "dist" / name, VENDOR_DIR / name
+        if not target.is_file() or target.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, target)
+    (VENDOR_DIR / "VERSION").write_text(
+        f"onnxruntime-web {ORT_WEB_VERSION} (MIT license, Microsoft), dist files copied from node_modules by setup.py\n",
+        encoding="utf-8")
+
+
+vendor_ort_web()
+
 PACKAGE_DIRS = {"vampnet_ort": "vampnet_ort", "vampnet_ort.ops": "ops", "vampnet_ort.export": "export"}
 
 
@@ -163,7 +197,8 @@ def package_dirs() -> dict[str, str]:
 setup(
     packages=packages(),
     package_dir=package_dirs(),
-    package_data={"vampnet_ort": ["py.typed"]},  # the native libraries come from build_ext
+    # the native libraries come from build_ext; the web app's files (vendor/: copied from node_modules)
+    package_data={"vampnet_ort": ["py.typed", "web/*.html", "web/*.js", "web/*.css", "web/vendor/*"]},
     ext_modules=[CMakeExtension("vampnet_ort._kernels")],
     cmdclass={"build_ext": CMakeBuild},
     # setuptools' own build folders per configuration too: two configurations built at once (e.g. scripts/test.sh

@@ -1,4 +1,4 @@
-"""The ``vampnet-ort`` command line: ``export``, ``vamp``, ``batch``, ``info``, ``demo``, ``app``.
+"""The ``vampnet-ort`` command line: ``export``, ``vamp``, ``batch``, ``info``, ``demo``, ``app``, ``web``.
 
 Errors are one line on stderr (``vampnet-ort: error: ...``) with a non-zero exit status and no traceback; no output
 file is left behind by a failed run.
@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--port", type=int, metavar="N", help="port (default: Gradio's, 7860 or the next free one)")
     a.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     a.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: all cores)")
+
+    from . import web_server
+
+    web_server.add_parser(sub)
     return parser
 
 
@@ -332,6 +336,12 @@ def _set_ort_logging(verbose: bool) -> None:
     ort.set_default_logger_severity(2 if verbose else 4)
 
 
+def _cmd_web(args: argparse.Namespace) -> int:
+    from . import web_server
+
+    return web_server.run(args)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -342,7 +352,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .batch.command import cmd_batch
 
     handlers = {"vamp": _cmd_vamp, "export": _cmd_export, "info": _cmd_info, "demo": _cmd_demo, "app": _cmd_app,
-                "batch": cmd_batch}
+                "batch": cmd_batch, "web": _cmd_web}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
