@@ -104,12 +104,12 @@ def test_missing_vendor_files_and_bad_bundles_give_clear_errors(tmp_path: Path, 
     (app_root / "vendor" / "ort-wasm-simd-threaded.wasm").unlink()
     with pytest.raises(web_server.WebError, match="onnxruntime-web files missing .*npm ci"):
         web_server.create_server(bundle, port=0, app_root=app_root)
+    shutil.copytree(app_root, tmp_path / "app2")  # a complete app (whether or not this install has npm's files)
+    (tmp_path / "app2" / "vendor" / "ort-wasm-simd-threaded.wasm").write_bytes(b"\0asm")
     with pytest.raises(BundleError, match="no such bundle directory"):
-        web_server.create_server(tmp_path / "nope", port=0, app_root=TESTS.parent / "vampnet_ort" / "web")
+        web_server.create_server(tmp_path / "nope", port=0, app_root=tmp_path / "app2")
     listed = sorted(json.loads((bundle / "vampnet.json").read_text())["files"])[0]
     (bundle / listed).unlink()
-    shutil.copytree(app_root, tmp_path / "app2")
-    (tmp_path / "app2" / "vendor" / "ort-wasm-simd-threaded.wasm").write_bytes(b"\0asm")
     with pytest.raises(BundleError, match=f"{listed} is missing"):
         web_server.create_server(bundle, port=0, app_root=tmp_path / "app2")
 

@@ -130,5 +130,19 @@ export function finish(decoded, rate, length, targetLufs) {
   const x = new Float32Array(length);
   x.set(decoded.subarray(0, Math.min(length, decoded.length)));
   for (const v of x) if (!Number.isFinite(v)) throw new RangeError('the decoder produced NaN or infinite samples');
-  return limitPeak(setLoudness(x, rate, targetLufs));
+  // As vampnet_ort.audio.finish: gain and peak limit in float64 (so an input near FLT_MAX stays finite), one
+  // rounding to float32 at the end; a gain out of range or a non-finite result is an error.
+  const exponent = (targetLufs - loudness(x, rate)) / 20.0;
+  if (!Number.isFinite(exponent) || exponent > 300.0) {
+    throw new RangeError(`cannot restore the input loudness (${targetLufs} LUFS): the gain is out of range`);
+  }
+  const gain = 10.0 ** exponent;
+  const y = new Float64Array(length);
+  let peak = 0;
+  for (let i = 0; i < length; i++) { y[i] = x[i] * gain; peak = Math.max(peak, Math.abs(y[i])); }
+  const scale = peak > 1.0 ? 1.0 / peak : 1.0;
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) out[i] = peak > 1.0 ? y[i] * scale : y[i];
+  for (const v of out) if (!Number.isFinite(v)) throw new RangeError('the output holds NaN or infinite samples after loudness restoration');
+  return out;
 }

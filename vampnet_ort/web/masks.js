@@ -218,17 +218,25 @@ export function secondsToFrames(seconds, sampleRate, hopLength) {
   return Math.ceil((Number(seconds) * sampleRate) / hopLength);
 }
 
+const MAX_SECONDS = 86400;
+const MAX_INT_OPTION = 2 ** 31 - 1;
+
 /** Python's MaskOptions.validate, same rules and messages. */
 export function validateMaskOptions(o, nCodebooks) {
   checkProbability(o.intensity, 'mask intensity');
   checkProbability(o.dropout, 'dropout');
-  for (const name of ['prefix_s', 'suffix_s', 'beat_width_ms']) {
+  // MAX_SECONDS and MAX_INT_OPTION of vampnet_ort/masks.py; the bounds as Python's '{high:g}' prints them
+  for (const [name, label, high, shown] of [['prefix_s', 'prefix (seconds)', MAX_SECONDS, '86400'],
+    ['suffix_s', 'suffix (seconds)', MAX_SECONDS, '86400'],
+    ['beat_width_ms', 'beat width (ms)', MAX_SECONDS * 1000, '8.64e+07']]) {
     const v = Number(o[name]);
-    if (!Number.isFinite(v) || v < 0) throw new MaskError(`${name.replaceAll('_', ' ')} must be a finite value >= 0, got ${o[name]}`);
+    if (!Number.isFinite(v) || v < 0 || v > high) throw new MaskError(`${label} must be between 0 and ${shown}, got ${o[name]}`);
   }
   for (const name of ['periodic_period', 'periodic_width', 'onset_width', 'n_conditioning_codebooks', 'upper_codebook_mask']) {
     if (!Number.isInteger(o[name])) throw new MaskError(`${name.replaceAll('_', ' ')} must be an integer, got ${o[name]}`);
-    if (o[name] < 0) throw new MaskError(`${name.replaceAll('_', ' ')} must be >= 0, got ${o[name]}`);
+    if (o[name] < 0 || o[name] > MAX_INT_OPTION) {
+      throw new MaskError(`${name.replaceAll('_', ' ')} must be between 0 and ${MAX_INT_OPTION}, got ${o[name]}`);
+    }
   }
   if (o.upper_codebook_mask > nCodebooks) {
     throw new MaskError(`upper codebook mask ${o.upper_codebook_mask} is beyond the model's ${nCodebooks} codebooks`);

@@ -52,6 +52,9 @@ function merge(defaults, given, where) {
   return out;
 }
 
+const FLOAT32_MAX = 3.4028234663852886e38;
+const INT64_MAX = 2 ** 63 - 1;  // rounds to 2**63 as a Number: the bound of Python's check
+
 function validateSampling(o, stage) {
   if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 10000) {
     throw new OptionsError(`${stage} steps must be between 1 and 10000, got ${o.steps}`);
@@ -60,6 +63,9 @@ function validateSampling(o, stage) {
     if (typeof o[name] !== 'number' || !Number.isFinite(o[name])) {
       throw new OptionsError(`${stage} ${name.replaceAll('_', ' ')} must be finite, got ${o[name]}`);
     }
+    if (Math.abs(o[name]) > FLOAT32_MAX) {  // the graphs take float32: it would become infinite
+      throw new OptionsError(`${stage} ${name.replaceAll('_', ' ')} must be at most 3.403e+38 in magnitude (a float32), got ${o[name]}`);
+    }
   }
   if (o.temperature < 0) throw new OptionsError(`${stage} temperature must be >= 0 (0 = argmax), got ${o.temperature}`);
   if (o.mask_temperature < 0) throw new OptionsError(`${stage} mask temperature must be >= 0, got ${o.mask_temperature}`);
@@ -67,8 +73,8 @@ function validateSampling(o, stage) {
   if (!(o.typical_mass >= 0 && o.typical_mass < 1)) {
     throw new OptionsError(`${stage} typical mass must be in [0, 1) (0: off), got ${o.typical_mass}`);
   }
-  if (!Number.isInteger(o.typical_min_tokens) || o.typical_min_tokens < 1) {
-    throw new OptionsError(`${stage} typical min tokens must be >= 1, got ${o.typical_min_tokens}`);
+  if (!Number.isInteger(o.typical_min_tokens) || o.typical_min_tokens < 1 || o.typical_min_tokens > INT64_MAX) {
+    throw new OptionsError(`${stage} typical min tokens must be between 1 and 9223372036854775807, got ${o.typical_min_tokens}`);
   }
 }
 
