@@ -168,3 +168,20 @@ def emit_linear(
             accuracy_level=INT4_ACCURACY_LEVEL,
         )
     raise ValueError(f"unknown precision {weight.precision!r}")
+
+
+# ---- quality of a quantized graph (tests and benchmarks/bench_quantize.py) -------------------------------------
+
+
+def logits_metrics(ref: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    """rel = |q - ref| / |ref|; kl = mean over positions of KL(softmax ref || softmax q); argmax agreement."""
+    ref64, q64 = ref.astype(np.float64), q.astype(np.float64)
+    log_p = ref64 - ref64.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    log_q = q64 - q64.max(-1, keepdims=True)
+    log_q -= np.log(np.exp(log_q).sum(-1, keepdims=True))
+    return {
+        "rel": float(np.linalg.norm(q64 - ref64) / np.linalg.norm(ref64)),
+        "kl": float((np.exp(log_p) * (log_p - log_q)).sum(-1).mean()),
+        "argmax": float((ref.argmax(-1) == q.argmax(-1)).mean()),
+    }

@@ -20,6 +20,7 @@ from vampnet_ort.export.quantize import (
     check_precision,
     dequantize_int4_blocks,
     dequantize_int8_columns,
+    logits_metrics,
     quantize_int4_blocks,
     quantize_int8_columns,
     balance_input_rows,
@@ -37,20 +38,6 @@ TOLERANCE = {
 }
 SMALL_COARSE = vampnet_kwargs(n_heads=4, n_layers=2, n_codebooks=4, embedding_dim=128)
 SMALL_C2F = vampnet_kwargs(n_heads=4, n_layers=2, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=128)
-
-
-def logits_metrics(ref: np.ndarray, q: np.ndarray) -> dict[str, float]:
-    """rel = |q - ref| / |ref|; kl = mean over positions of KL(softmax ref || softmax q); argmax agreement."""
-    ref64, q64 = ref.astype(np.float64), q.astype(np.float64)
-    log_p = ref64 - ref64.max(-1, keepdims=True)
-    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
-    log_q = q64 - q64.max(-1, keepdims=True)
-    log_q -= np.log(np.exp(log_q).sum(-1, keepdims=True))
-    return {
-        "rel": float(np.linalg.norm(q64 - ref64) / np.linalg.norm(ref64)),
-        "kl": float((np.exp(log_p) * (log_p - log_q)).sum(-1).mean()),
-        "argmax": float((ref.argmax(-1) == q.argmax(-1)).mean()),
-    }
 
 
 # ---- packing ------------------------------------------------------------------------------------------------
