@@ -14,21 +14,9 @@ from onnx import TensorProto
 import vampnet_ort
 from vampnet_ort import ops
 
-def _find_golden() -> Path:
-    """shared/golden: $VAMPNET_GOLDEN_DIR, else the nearest shared/golden beside or above the checkout (CI clones
-    the repo with shared/ beside it)."""
-    override = os.environ.get("VAMPNET_GOLDEN_DIR")
-    if override:
-        return Path(override)
-    here = Path(__file__).resolve().parents[1]
-    for base in (here, *here.parents):
-        candidate = base / "shared" / "golden"
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "shared" / "golden"
-
-
-GOLDEN = _find_golden()
+# The golden reference data (tiny upstream checkpoints and upstream's outputs for them) ships with the tests:
+# tests/golden/README.md says what each file holds and how upstream computed it.
+GOLDEN = Path(__file__).resolve().parent / "golden"
 
 NP_TO_ONNX = {
     np.dtype(np.float32): TensorProto.FLOAT,
