@@ -35,17 +35,85 @@ def _soundfile():
     return soundfile
 
 
-def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
+@dataclass(frozen=True)
+class InputLimits:
+    """What one input file may hold. Checked from the file's header (libsndfile's frame count, rate and channel
+    count) before a single sample is decoded, so a tiny file cannot expand into gigabytes: a 1 kB WAV declaring
+    1 Hz is refused by its rate, and one declaring hours by its duration. The decoded samples (frames x channels,
+    float32) are then bounded by ``max_samples``; the pipeline's own memory grows with the duration (docs/PIPELINE.md,
+    "Limits")."""
+
+    max_seconds: float = 600.0
+    min_sample_rate: int = 4000  # below it a file holds nothing a 44.1 kHz music codec can use
+    max_sample_rate: int = 768_000
+    max_channels: int = 64
+    max_samples: int = 1 << 27  # frames x channels: 512 MiB as float32 (10 min of 96 kHz stereo fits)
+
+    def check(self, where: str, frames: int, sample_rate: int, channels: int) -> None:
+        """AudioError naming the limit `where` (a file name) exceeds; nothing when it fits."""
+        if not self.min_sample_rate <= sample_rate <= self.max_sample_rate:
+            raise AudioError(f"{where}: sample rate {sample_rate} Hz is outside the supported "
+                             f"{self.min_sample_rate}..{self.max_sample_rate} Hz")
+        if not 1 <= channels <= self.max_channels:
+            raise AudioError(f"{where}: {channels} channels; at most {self.max_channels} are supported")
+        seconds = frames / sample_rate
+        if seconds > self.max_seconds:
+            raise AudioError(f"{where}: {seconds:.1f} s of audio is longer than the limit of {self.max_seconds:g} s "
+                             "(cut the file, or vamp it in parts)")
+        if frames * channels > self.max_samples:
+            raise AudioError(f"{where}: {frames} frames x {channels} channels exceed the limit of {self.max_samples} "
+                             "decoded samples (use fewer channels, a lower rate or a shorter file)")
+
+
+DEFAULT_INPUT_LIMITS = InputLimits()
+# All outputs of one run together (variations x duration x time stretch) are held in memory as float32 before
+# they are written: one hour at 44.1 kHz is 635 MB.
+MAX_OUTPUT_SECONDS = 3600.0
+
+
+def check_output_duration(input_seconds: float, variations: int, time_stretch: int) -> None:
+    """AudioError when one run's outputs together would exceed MAX_OUTPUT_SECONDS."""
+    total = float(input_seconds) * int(variations) * int(time_stretch)
+    if total > MAX_OUTPUT_SECONDS:
+        raise AudioError(f"{variations} variation(s) x {input_seconds:.1f} s x time stretch {time_stretch} = "
+                         f"{total:.0f} s of output in one run; the limit is {MAX_OUTPUT_SECONDS:g} s (use fewer "
+                         "variations, a smaller stretch or a shorter input)")
+READ_BLOCK_FRAMES = 1 << 16
+
+
+def read_audio(path: PathLike, limits: Optional[InputLimits] = DEFAULT_INPUT_LIMITS) -> Tuple[np.ndarray, int]:
     """Samples float32 [channels, frames] in [-1, 1] (int formats scaled) and the sample rate of `path`.
 
-    Anything but a regular file (a FIFO, a device, a socket, a directory) is refused before it is opened."""
+    Anything but a regular file (a FIFO, a device, a socket, a directory) is refused before it is opened; the
+    header is checked against `limits` (None: no limits) before any sample is decoded, and the samples are then
+    decoded block by block into one [channels, frames] array (no second, transposed copy)."""
     sf = _soundfile()
     try:
         p = check_input_file(path, "input audio")
     except PathError as exc:
         raise AudioError(str(exc)) from None
+    frames = channels = done = 0
     try:
-        data, sample_rate = sf.read(str(p), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(p)) as handle:
+            frames, sample_rate, channels = int(handle.frames), int(handle.samplerate), int(handle.channels)
+            if sample_rate <= 0:
+                raise AudioError(f"{p}: invalid sample rate {sample_rate}")
+            if frames <= 0:
+                raise AudioError(f"{p}: the file holds no audio samples")
+            if limits is not None:
+                limits.check(str(p), frames, sample_rate, channels)
+            data = np.empty((channels, frames), dtype=np.float32)
+            done = 0
+            while done < frames:
+                block = handle.read(min(READ_BLOCK_FRAMES, frames - done), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break  # the file is shorter than its header says: keep what is there
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{p}: the audio contains NaN or infinite samples")
+                data[:, done: done + block.shape[0]] = block.T
+                done += block.shape[0]
+    except AudioError:
+        raise
     except sf.LibsndfileError as exc:
         message = str(exc)
         if "Format not recognised" in message or "unknown format" in message.lower() or "supported" in message:
@@ -53,15 +121,13 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
                 f"{p}: unsupported or unrecognised audio format (readable: {', '.join(supported_formats())})"
             ) from None
         raise AudioError(f"{p}: cannot read audio ({message.splitlines()[0] if message else 'libsndfile error'})") from None
+    except MemoryError:
+        raise AudioError(f"{p}: not enough memory to decode {frames} frames x {channels} channels") from None
     except (RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioError(f"{p}: cannot read audio ({type(exc).__name__}: {exc})") from None
-    if data.shape[0] == 0:
+    if done == 0:
         raise AudioError(f"{p}: the file holds no audio samples")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{p}: the audio contains NaN or infinite samples")
-    if sample_rate <= 0:
-        raise AudioError(f"{p}: invalid sample rate {sample_rate}")
-    return np.ascontiguousarray(data.T), int(sample_rate)
+    return (data if done == frames else np.ascontiguousarray(data[:, :done])), sample_rate
 
 
 def supported_formats() -> list[str]:
@@ -181,10 +247,16 @@ class PreparedAudio:
     input_channels: int
 
 
-def prepare(samples: np.ndarray, sample_rate: int, target_rate: int, hop_length: int) -> PreparedAudio:
-    """Upstream preprocessing: resample, mono, loudness -24 LUFS, peak <= 1, right-pad with zeros to a multiple of hop."""
+def prepare(samples: np.ndarray, sample_rate: int, target_rate: int, hop_length: int,
+            limits: Optional[InputLimits] = DEFAULT_INPUT_LIMITS) -> PreparedAudio:
+    """Upstream preprocessing: resample, mono, loudness -24 LUFS, peak <= 1, right-pad with zeros to a multiple of hop.
+
+    `limits` (None: none) are checked before resampling, so samples at 1 Hz never expand to minutes at the codec
+    rate."""
     if samples.ndim != 2 or samples.shape[1] == 0:
         raise AudioError("expected samples [channels, frames] with at least one frame")
+    if limits is not None:
+        limits.check("input audio", int(samples.shape[1]), int(sample_rate), int(samples.shape[0]))
     mono = to_mono(resample(samples, sample_rate, target_rate))
     if mono.size == 0:
         raise AudioError("the audio is too short to resample to the codec's sample rate")

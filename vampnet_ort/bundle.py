@@ -350,6 +350,8 @@ def check_bundle_graphs(bundle: Bundle) -> None:
             return BundleError(f"{bundle.path / file_name}: {problem}")
 
         model = graph_check.load_graph(bundle.path / file_name, fail)
+        entry = listed[file_name]
+        graph_check.check_precision(model, entry.get("precision") if isinstance(entry, Mapping) else None, fail)
         for location in sorted(graph_check.external_files(model)):
             if not location or Path(location).name != location or location in (".", ".."):
                 raise fail(f"references external data {location!r} outside the bundle directory; refused")

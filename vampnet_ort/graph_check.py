@@ -9,7 +9,13 @@
   codes dimension, where it is static, must be ``n_codebooks``;
 - a decode graph's ``codes`` input must have the stage's codebook count (where static) and every input of the
   decode contract; its ``vampnet_ort.model_config`` metadata, when present, must agree with the stage and the
-  vocabulary size.
+  vocabulary size;
+- every graph's ``precision`` in vampnet.json (``float32`` when absent, as bundles written before quantization
+  existed) must be what its nodes are: ``int8`` exactly when it holds ``DynamicQuantizeMatMul`` (or 8-bit
+  ``MatMulNBits``) nodes, ``int4`` exactly when it holds 4-bit ``MatMulNBits`` nodes, ``float32`` when it holds
+  neither, and equal to the graph's own
+  ``vampnet_ort.precision`` metadata where present (the session options follow the precision: a wrong one would
+  double the memory or halve the speed, and ``vampnet-ort info`` would misreport it).
 
 Unknown metadata entries and unknown manifest fields are ignored, so later additions do not break old readers.
 The models are parsed with ``onnx.load(load_external_data=False)``: the weights in external files are not read.
@@ -26,6 +32,9 @@ from onnx import TensorProto
 
 DECODE_INPUTS = ("codes", "mask", "seed", "num_steps", "temperature", "mask_temperature", "top_p", "typical_mass",
                  "typical_min_tokens", "sample_cutoff")
+PRECISIONS = ("float32", "int8", "int4")
+QUANTIZED_OPS = {"DynamicQuantizeMatMul": "int8", "MatMulNBits": "int4"}  # com.microsoft op -> precision (default)
+MS_DOMAIN = "com.microsoft"
 CODEC_METADATA = {"sample_rate": "sample_rate", "hop_length": "hop_length", "n_codebooks": "n_codebooks",
                   "codebook_size": "vocab_size"}  # graph metadata key -> vampnet.json field
 
@@ -132,3 +141,55 @@ def check_decode_graph(model: onnx.ModelProto, stage_n_codebooks: int, stage_n_c
                           ("vocab_size", vocab_size)):
         if key in config and config[key] != expected:
             raise fail(f"was exported with {key} {config[key]} but vampnet.json says {expected}")
+
+
+def _nodes(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.NodeProto]:
+    for node in nodes:
+        yield node
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from _nodes(attr.g.node)
+            for sub in attr.graphs:
+                yield from _nodes(sub.node)
+
+
+def all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
+    """Every node of `model`: the main graph, ``Loop`` / ``If`` bodies at any depth, model-local functions."""
+    yield from _nodes(model.graph.node)
+    for function in model.functions:
+        yield from _nodes(function.node)
+
+
+def _node_precision(node: onnx.NodeProto) -> Optional[str]:
+    if node.domain != MS_DOMAIN or node.op_type not in QUANTIZED_OPS:
+        return None
+    if node.op_type == "MatMulNBits":  # its weight width is the `bits` attribute (4 by default; 8 is int8)
+        bits = next((a.i for a in node.attribute if a.name == "bits"), 4)
+        return f"int{bits}"
+    return QUANTIZED_OPS[node.op_type]
+
+
+def graph_precision(model: onnx.ModelProto) -> str:
+    """``int8`` / ``int4`` by the quantized MatMul nodes the graph holds (``DynamicQuantizeMatMul``: int8;
+    ``MatMulNBits``: int<bits>), ``float32`` for none, ``mixed`` for several kinds."""
+    found = {p for p in map(_node_precision, all_nodes(model)) if p is not None}
+    if not found:
+        return "float32"
+    return found.pop() if len(found) == 1 else "mixed"
+
+
+def check_precision(model: onnx.ModelProto, declared: Any, fail: Callable[[str], Exception]) -> None:
+    """vampnet.json's ``precision`` of this graph (None: absent, meaning float32) against its nodes and metadata."""
+    if declared is None:
+        declared = "float32"
+    if not isinstance(declared, str) or declared not in PRECISIONS:
+        raise fail(f"vampnet.json gives precision {str(declared)[:40]!r} (known: {', '.join(PRECISIONS)})")
+    meta = {p.key: p.value for p in model.metadata_props}
+    recorded = meta.get("vampnet_ort.precision")
+    if recorded is not None and recorded != declared:
+        raise fail(f"vampnet.json says precision {declared} but the graph was exported as {recorded[:40]}")
+    actual = graph_precision(model)
+    if actual != declared:
+        ops = sorted({n.op_type for n in all_nodes(model) if _node_precision(n) is not None}) or ["no quantized"]
+        raise fail(f"vampnet.json says precision {declared} but the graph's linears are {actual} "
+                   f"({', '.join(ops)} nodes); re-export the bundle")

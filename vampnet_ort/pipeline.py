@@ -379,6 +379,8 @@ class Pipeline:
         x = x[None, :] if x.ndim == 1 else x
         if x.ndim != 2 or x.shape[1] == 0 or not np.isfinite(x).all():
             raise PipelineError("audio must be finite samples [channels, frames] with at least one frame")
+        if int(sample_rate) > 0:
+            audio_io.check_output_duration(x.shape[1] / int(sample_rate), options.variations, options.time_stretch)
         b = self.bundle
         prepared = audio_io.prepare(x, int(sample_rate), b.sample_rate, b.hop_length)
         _report(on_progress, "encode", 0, 1)
