@@ -115,12 +115,14 @@ def read_audio(path: PathLike, limits: Optional[InputLimits] = DEFAULT_INPUT_LIM
     except AudioError:
         raise
     except sf.LibsndfileError as exc:
-        message = str(exc)
+        # error_string: libsndfile's reason alone (str(exc) repeats the path: "Error opening '<path>': ...")
+        message = str(getattr(exc, "error_string", "") or exc).strip()
         if "Format not recognised" in message or "unknown format" in message.lower() or "supported" in message:
             raise AudioError(
                 f"{p}: unsupported or unrecognised audio format (readable: {', '.join(supported_formats())})"
             ) from None
-        raise AudioError(f"{p}: cannot read audio ({message.splitlines()[0] if message else 'libsndfile error'})") from None
+        reason = message.splitlines()[0].replace(str(p), "the file") if message else "libsndfile error"
+        raise AudioError(f"{p}: cannot read audio ({reason})") from None
     except MemoryError:
         raise AudioError(f"{p}: not enough memory to decode {frames} frames x {channels} channels") from None
     except (RuntimeError, OSError, TypeError, ValueError) as exc:

@@ -105,10 +105,12 @@ def _as_audio(audio: np.ndarray) -> np.ndarray:
 
 
 def encode(session: ort.InferenceSession, audio: np.ndarray,
-           chunk_seconds: float | None = DEFAULT_ENCODE_CHUNK_SECONDS) -> np.ndarray:
+           chunk_seconds: float | None = DEFAULT_ENCODE_CHUNK_SECONDS,
+           run_options: ort.RunOptions | None = None) -> np.ndarray:
     """audio float [B, 1, N] (or [N]) -> codes int64 [B, n_codebooks, ceil-ish(N / hop)] via ``codec_encoder.onnx``.
 
     ``chunk_seconds`` bounds the audio per run (None: one run). Codes equal the unchunked run exactly.
+    ``run_options`` go to every run (``terminate`` on them stops the encode).
     """
     config = session_config(session)
     audio = _as_audio(audio)
@@ -117,12 +119,12 @@ def encode(session: ort.InferenceSession, audio: np.ndarray,
     if total < 1:
         raise CodecInputError(f"{n} samples are too short for this codec (it makes no frame from them)")
     if chunk_seconds is None:
-        return session.run(["codes"], {"audio": audio})[0]
+        return session.run(["codes"], {"audio": audio}, run_options)[0]
     if not chunk_seconds > 0:
         raise CodecInputError(f"chunk_seconds must be > 0, got {chunk_seconds}")
     parts = []
     for f0, f1, start, stop in encode_chunks(config, n, encode_chunk_frames(config, chunk_seconds)):
-        codes = session.run(["codes"], {"audio": audio[:, :, start:stop]})[0]
+        codes = session.run(["codes"], {"audio": audio[:, :, start:stop]}, run_options)[0]
         offset = start // hop
         if codes.shape[2] < f1 - offset:  # cannot happen with upstream arithmetic; guards the seam logic
             raise RuntimeError(f"chunked encode: chunk [{start}, {stop}) gave {codes.shape[2]} frames, "
@@ -151,23 +153,24 @@ def _as_codes(codes: np.ndarray, config: CodecConfig) -> np.ndarray:
 
 
 def decode(session: ort.InferenceSession, codes: np.ndarray,
-           chunk_frames: int | None = DEFAULT_DECODE_CHUNK_FRAMES) -> np.ndarray:
+           chunk_frames: int | None = DEFAULT_DECODE_CHUNK_FRAMES,
+           run_options: ort.RunOptions | None = None) -> np.ndarray:
     """codes int64 [B, C, T] -> audio float [B, 1, N'] via ``codec_decoder.onnx``.
 
     ``chunk_frames`` bounds the frames decoded per run, context excluded (None: one run). Audio equals the unchunked
-    run to float rounding (max abs difference ~1e-6; tests assert 1e-5).
+    run to float rounding (max abs difference ~1e-6; tests assert 1e-5). ``run_options`` go to every run.
     """
     config = session_config(session)
     codes = _as_codes(codes, config)
     total = codes.shape[2]
     if chunk_frames is None:
-        return session.run(["audio"], {"codes": codes})[0]
+        return session.run(["audio"], {"codes": codes}, run_options)[0]
     if int(chunk_frames) < 1:
         raise CodecInputError(f"chunk_frames must be >= 1, got {chunk_frames}")
     hop = config.decoder_hop
     parts = []
     for f0, f1, g0, g1, s0, s1 in decode_chunks(config, total, int(chunk_frames)):
-        audio = session.run(["audio"], {"codes": codes[:, :, g0:g1]})[0]
+        audio = session.run(["audio"], {"codes": codes[:, :, g0:g1]}, run_options)[0]
         offset = g0 * hop
         if audio.shape[2] < s1 - offset:  # cannot happen with upstream arithmetic; guards the seam logic
             raise RuntimeError(f"chunked decode: frames [{g0}, {g1}) gave {audio.shape[2]} samples, "

@@ -19,12 +19,14 @@ drawn mask (pass p uses counter word ``pass = p``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -48,6 +50,34 @@ MAX_TIME_STRETCH = 16
 
 class PipelineError(ValueError):
     """An impossible option value or an input the pipeline cannot process."""
+
+
+class Cancelled(PipelineError):
+    """The run was cancelled through its ``CancelToken`` (``Pipeline.cancellable``)."""
+
+
+class CancelToken:
+    """Stops a run from another thread: ``cancel()`` sets ONNX Runtime's ``RunOptions.terminate`` for the model
+    run in flight (it stops between two nodes, also inside a decode ``Loop``) and every later one, so the work
+    really ends instead of running on after its caller gave up. The run then raises ``Cancelled``."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        self.run_options = ort.RunOptions()
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+        self.run_options.terminate = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled")
 
 
 @dataclass
@@ -238,6 +268,29 @@ class Pipeline:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, intra_op_threads=intra_op_threads)
         self.progress = progress
         self.on_progress = on_progress
+        self._local = threading.local()  # the CancelToken of the run in this thread, if any
+
+    @contextlib.contextmanager
+    def cancellable(self, token: Optional[CancelToken] = None) -> Iterator[CancelToken]:
+        """Runs in this thread inside the block can be stopped with the yielded token's ``cancel()`` from any
+        thread (they raise ``Cancelled``)::
+
+            with pipe.cancellable() as token:   # hand `token` to whoever may cancel
+                pipe.vamp_samples(samples, rate, options)
+        """
+        token = token if token is not None else CancelToken()
+        previous = getattr(self._local, "token", None)
+        self._local.token = token
+        try:
+            yield token
+        finally:
+            self._local.token = previous
+
+    def _token(self) -> Optional[CancelToken]:
+        token = getattr(self._local, "token", None)
+        if token is not None:
+            token.check()
+        return token
 
     # ---------------------------------------------------------------- codec
     def encode(self, samples: np.ndarray) -> np.ndarray:
@@ -248,7 +301,10 @@ class Pipeline:
         x = np.ascontiguousarray(samples, dtype=np.float32).reshape(1, 1, -1)
         chunked = _chunked_codec(self.bundle.session("codec_encoder"))
         if chunked is not None:
-            codes = self._guard("codec_encoder", lambda: chunked.encode(self.bundle.session("codec_encoder"), x))
+            token = self._token()
+            options = token.run_options if token is not None else None
+            codes = self._guard("codec_encoder", lambda: chunked.encode(self.bundle.session("codec_encoder"), x,
+                                                                         run_options=options))
         else:
             codes = self._run("codec_encoder", {"audio": x})
         return np.ascontiguousarray(codes, dtype=np.int64)
@@ -258,7 +314,10 @@ class Pipeline:
         z = np.where(codes >= self.bundle.vocab_size, 0, codes).astype(np.int64)
         chunked = _chunked_codec(self.bundle.session("codec_decoder"))
         if chunked is not None:
-            out = self._guard("codec_decoder", lambda: chunked.decode(self.bundle.session("codec_decoder"), z))
+            token = self._token()
+            options = token.run_options if token is not None else None
+            out = self._guard("codec_decoder", lambda: chunked.decode(self.bundle.session("codec_decoder"), z,
+                                                                       run_options=options))
         else:
             out = self._run("codec_decoder", {"codes": z})
         return np.asarray(out, dtype=np.float32).reshape(z.shape[0], -1)
@@ -267,6 +326,9 @@ class Pipeline:
         try:
             return call()
         except Exception as exc:  # ORT raises its own exception types (not RuntimeError subclasses)
+            token = getattr(self._local, "token", None)
+            if token is not None and token.cancelled:
+                raise Cancelled(f"cancelled during {model}") from None
             if type(exc).__module__.startswith("onnxruntime"):
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise PipelineError(f"{model}: ONNX Runtime failed: {first}") from None
@@ -274,7 +336,9 @@ class Pipeline:
 
     def _run(self, model: str, feeds: dict) -> np.ndarray:
         session = self.bundle.session(model)
-        return self._guard(model, lambda: session.run(None, feeds)[0])
+        token = self._token()
+        options = token.run_options if token is not None else None
+        return self._guard(model, lambda: session.run(None, feeds, options)[0])
 
     # ---------------------------------------------------------------- generation
     def _stage_feeds(self, codes: np.ndarray, mask: np.ndarray, seed: int, opts: SamplingOptions) -> dict:
@@ -506,6 +570,8 @@ def plot_codes(result: VampResult, path: PathLike) -> Path:
 
 
 __all__ = [
+    "CancelToken",
+    "Cancelled",
     "Pipeline",
     "PipelineError",
     "ProgressCallback",
