@@ -53,13 +53,13 @@ class PipelineError(ValueError):
 
 
 class Cancelled(PipelineError):
-    """The run was cancelled through its ``CancelToken`` (``Pipeline.cancellable``)."""
+    """The run was cancelled through its ``CancelToken`` (``cancellable``)."""
 
 
 class CancelToken:
-    """Stops a run from another thread: ``cancel()`` sets ONNX Runtime's ``RunOptions.terminate`` for the model
-    run in flight (it stops between two nodes, also inside a decode ``Loop``) and every later one, so the work
-    really ends instead of running on after its caller gave up. The run then raises ``Cancelled``."""
+    """Stops a run from another thread (``cancellable``): ``cancel()`` sets ONNX Runtime's ``RunOptions.terminate``
+    for the model run in flight (it stops between two nodes, also inside a decode ``Loop``) and every later one, so
+    the work really ends instead of running on after its caller gave up. The run then raises ``Cancelled``."""
 
     def __init__(self) -> None:
         import onnxruntime as ort
@@ -78,6 +78,27 @@ class CancelToken:
     def check(self) -> None:
         if self._event.is_set():
             raise Cancelled("cancelled")
+
+
+_CANCEL_SCOPE = threading.local()  # per thread: the token of the innermost ``cancellable`` block
+
+
+@contextlib.contextmanager
+def cancellable(token: Optional[CancelToken] = None) -> Iterator[CancelToken]:
+    """Every ``Pipeline`` run in this thread inside the block can be stopped with the yielded token's ``cancel()``
+    from any thread; the run then raises ``Cancelled``. A front end (the app) wraps its call without needing to
+    know which pipeline runs::
+
+        with cancellable() as token:   # hand `token` to whoever may cancel
+            pipe.vamp_samples(samples, rate, options)
+    """
+    token = token if token is not None else CancelToken()
+    previous = getattr(_CANCEL_SCOPE, "token", None)
+    _CANCEL_SCOPE.token = token
+    try:
+        yield token
+    finally:
+        _CANCEL_SCOPE.token = previous
 
 
 @dataclass
@@ -268,26 +289,10 @@ class Pipeline:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, intra_op_threads=intra_op_threads)
         self.progress = progress
         self.on_progress = on_progress
-        self._local = threading.local()  # the CancelToken of the run in this thread, if any
-
-    @contextlib.contextmanager
-    def cancellable(self, token: Optional[CancelToken] = None) -> Iterator[CancelToken]:
-        """Runs in this thread inside the block can be stopped with the yielded token's ``cancel()`` from any
-        thread (they raise ``Cancelled``)::
-
-            with pipe.cancellable() as token:   # hand `token` to whoever may cancel
-                pipe.vamp_samples(samples, rate, options)
-        """
-        token = token if token is not None else CancelToken()
-        previous = getattr(self._local, "token", None)
-        self._local.token = token
-        try:
-            yield token
-        finally:
-            self._local.token = previous
 
     def _token(self) -> Optional[CancelToken]:
-        token = getattr(self._local, "token", None)
+        """The CancelToken of the ``cancellable`` block this thread is in (raises Cancelled once it is cancelled)."""
+        token = getattr(_CANCEL_SCOPE, "token", None)
         if token is not None:
             token.check()
         return token
@@ -326,7 +331,7 @@ class Pipeline:
         try:
             return call()
         except Exception as exc:  # ORT raises its own exception types (not RuntimeError subclasses)
-            token = getattr(self._local, "token", None)
+            token = getattr(_CANCEL_SCOPE, "token", None)
             if token is not None and token.cancelled:
                 raise Cancelled(f"cancelled during {model}") from None
             if type(exc).__module__.startswith("onnxruntime"):
@@ -572,6 +577,7 @@ def plot_codes(result: VampResult, path: PathLike) -> Path:
 __all__ = [
     "CancelToken",
     "Cancelled",
+    "cancellable",
     "Pipeline",
     "PipelineError",
     "ProgressCallback",
