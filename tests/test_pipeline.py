@@ -1,6 +1,6 @@
 """Pipeline orchestration on stand-in bundles (tests/bundle_doubles.py): chunking, chunk-edge forcing, c2f padding,
 per-chunk and per-item seeds, variations, feedback, time stretch, files. Expected values are computed here with
-numpy from the rules of SPEC.md section 3, independently of the pipeline code."""
+numpy from the rules of docs/SPEC.md section 3, independently of the pipeline code."""
 
 from __future__ import annotations
 
