@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .library import (
-    create_session,
-    decode_session_options,
-    get_library_path,
-    native_available,
-    register,
-    session_options,
-)
 from .version import __version__
+
+# Every name is imported on first use, so `import vampnet_ort` (and `vampnet-ort --help`) loads neither ONNX Runtime
+# nor numpy; a command pays only for what it runs.
+_LIBRARY_NAMES = ("create_session", "decode_session_options", "get_library_path", "native_available", "register",
+                  "session_options")
 
 _PIPELINE_NAMES = ("Pipeline", "VampOptions", "SamplingOptions", "VampResult")
 
@@ -26,7 +23,11 @@ __all__ = ["__version__", "create_session", "decode_session_options", "get_libra
            "register", "session_options", *_PIPELINE_NAMES, "MaskOptions"]
 
 
-def __getattr__(name: str) -> Any:  # lazy: importing the package stays light (no soundfile/soxr until needed)
+def __getattr__(name: str) -> Any:
+    if name in _LIBRARY_NAMES:
+        from . import library
+
+        return getattr(library, name)
     if name in _PIPELINE_NAMES:
         from . import pipeline
 

@@ -13,14 +13,14 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Union
 
 from . import graph_check
 from .fileio import file_sha256
-from .library import create_session
 from .paths import is_within
+
+if TYPE_CHECKING:  # onnxruntime is imported when the first session is made: reading a manifest stays light
+    import onnxruntime as ort
 
 BUNDLE_FORMAT = "vampnet-ort-bundle"
 BUNDLE_FORMAT_VERSION = 1
@@ -38,9 +38,14 @@ TRANSFORMER_MODELS = ("coarse", "c2f", "coarse_logits", "c2f_logits")
 
 PathLike = Union[str, os.PathLike]
 
-_ort_state = ort.capi.onnxruntime_pybind11_state  # type: ignore[attr-defined]
-_ORT_ERRORS = (_ort_state.Fail, _ort_state.InvalidGraph, _ort_state.InvalidProtobuf, _ort_state.NoSuchFile,
-               _ort_state.InvalidArgument, _ort_state.RuntimeException, _ort_state.NotImplemented)
+
+
+def _ort_load_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions ONNX Runtime raises for a model it cannot load."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return (state.Fail, state.InvalidGraph, state.InvalidProtobuf, state.NoSuchFile, state.InvalidArgument,
+            state.RuntimeException, state.NotImplemented)
 
 
 class BundleError(ValueError):
@@ -127,13 +132,15 @@ class Bundle:
     coarse: StageInfo
     c2f: Optional[StageInfo]
     intra_op_threads: Optional[int] = None
-    _sessions: Dict[str, ort.InferenceSession] = field(default_factory=dict, repr=False)
+    _sessions: Dict[str, "ort.InferenceSession"] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def has(self, name: str) -> bool:
         return MODEL_FILES[name] in self.manifest["files"]
 
-    def session(self, name: str) -> ort.InferenceSession:
+    def session(self, name: str) -> "ort.InferenceSession":
+        from .library import create_session
+
         if name not in MODEL_FILES:
             raise BundleError(f"unknown model '{name}' (known: {', '.join(MODEL_FILES)})")
         with self._lock:
@@ -149,7 +156,7 @@ class Bundle:
                         # keep it: MatMulNBits is 1.8x faster prepacked (docs/QUANTIZATION.md, "Prepacking").
                         disable_prepacking=name in TRANSFORMER_MODELS and self.precision(name) != "int4",
                     )
-                except _ORT_ERRORS as exc:
+                except _ort_load_errors() as exc:
                     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     raise BundleError(f"{self.path / MODEL_FILES[name]}: ONNX Runtime cannot load it ({first})") from None
             return self._sessions[name]
