@@ -205,6 +205,7 @@ setup(
     # the native libraries come from build_ext; the web app's files (vendor/: copied from node_modules)
     package_data={"vampnet_ort": ["py.typed"], "vampnet_ort.web": ["*.html", "*.js", "*.css", "*.json"],
                   "vampnet_ort.web.vendor": ["*"]},
+    include_package_data=False,  # package data is exactly the list above (MANIFEST.in's C++ sources stay sdist-only)
     ext_modules=[CMakeExtension("vampnet_ort._kernels")],
     cmdclass={"build_ext": CMakeBuild},
     # setuptools' own build folders per configuration too: two configurations built at once (e.g. scripts/test.sh
