@@ -198,7 +198,7 @@ setup(
     packages=packages(),
     package_dir=package_dirs(),
     # the native libraries come from build_ext; the web app's files (vendor/: copied from node_modules)
-    package_data={"vampnet_ort": ["py.typed", "web/*.html", "web/*.js", "web/*.css", "web/vendor/*"]},
+    package_data={"vampnet_ort": ["py.typed", "web/*.html", "web/*.js", "web/*.json", "web/*.css", "web/vendor/*"]},
     ext_modules=[CMakeExtension("vampnet_ort._kernels")],
     cmdclass={"build_ext": CMakeBuild},
     # setuptools' own build folders per configuration too: two configurations built at once (e.g. scripts/test.sh

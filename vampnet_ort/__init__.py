@@ -3,7 +3,8 @@
 - ``get_library_path()`` / ``register(session_options)``: use the op library in your own sessions
   (``native_available()``: False for a pure-Python install whose native build failed).
 - ``create_session(model)``: an InferenceSession with the library registered.
-- ``Pipeline`` / ``VampOptions`` (from ``vampnet_ort.pipeline``, imported on first use): audio -> vamp -> audio.
+- ``Pipeline`` (from ``vampnet_ort.pipeline``, imported on first use): audio -> vamp -> audio.
+- ``VampOptions`` / ``SamplingOptions`` / ``MaskOptions`` (from ``vampnet_ort.options``): what a vamp can be told.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from .library import (
 )
 from .version import __version__
 
-_PIPELINE_NAMES = ("Pipeline", "VampOptions", "SamplingOptions", "VampResult")
+_PIPELINE_NAMES = ("Pipeline", "VampResult")
+_OPTION_NAMES = ("VampOptions", "SamplingOptions", "MaskOptions")
 
 __all__ = ["__version__", "create_session", "decode_session_options", "get_library_path", "native_available",
-           "register", "session_options", *_PIPELINE_NAMES, "MaskOptions"]
+           "register", "session_options", *_PIPELINE_NAMES, *_OPTION_NAMES]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing the package stays light (no soundfile/soxr until needed)
@@ -31,8 +33,8 @@ def __getattr__(name: str) -> Any:  # lazy: importing the package stays light (n
         from . import pipeline
 
         return getattr(pipeline, name)
-    if name == "MaskOptions":
-        from .masks import MaskOptions
+    if name in _OPTION_NAMES:
+        from . import options
 
-        return MaskOptions
+        return getattr(options, name)
     raise AttributeError(f"module 'vampnet_ort' has no attribute {name!r}")
