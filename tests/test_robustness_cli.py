@@ -44,11 +44,6 @@ def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bd.write_bundle(tmp_path_factory.mktemp("robust") / "bundle")
-
-
 @pytest.fixture()
 def clip(tmp_path: Path) -> Path:
     t = np.arange(8000) / 8000

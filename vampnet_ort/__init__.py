@@ -3,7 +3,8 @@
 - ``get_library_path()`` / ``register(session_options)``: use the op library in your own sessions
   (``native_available()``: False for a pure-Python install whose native build failed).
 - ``create_session(model)``: an InferenceSession with the library registered.
-- ``Pipeline`` / ``VampOptions`` (from ``vampnet_ort.pipeline``, imported on first use): audio -> vamp -> audio.
+- ``Pipeline`` (from ``vampnet_ort.pipeline``, imported on first use): audio -> vamp -> audio.
+- ``VampOptions`` / ``SamplingOptions`` / ``MaskOptions`` (from ``vampnet_ort.options``): what a vamp can be told.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from .version import __version__
 # nor numpy; a command pays only for what it runs.
 _LIBRARY_NAMES = ("create_session", "decode_session_options", "get_library_path", "native_available", "register",
                   "session_options")
+_PIPELINE_NAMES = ("Pipeline", "VampResult")
+_OPTION_NAMES = ("VampOptions", "SamplingOptions", "MaskOptions")
 
-_PIPELINE_NAMES = ("Pipeline", "VampOptions", "SamplingOptions", "VampResult")
-
-__all__ = ["__version__", "create_session", "decode_session_options", "get_library_path", "native_available",
-           "register", "session_options", *_PIPELINE_NAMES, "MaskOptions"]
+__all__ = ["__version__", *_LIBRARY_NAMES, *_PIPELINE_NAMES, *_OPTION_NAMES]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,8 +32,8 @@ def __getattr__(name: str) -> Any:
         from . import pipeline
 
         return getattr(pipeline, name)
-    if name == "MaskOptions":
-        from .masks import MaskOptions
+    if name in _OPTION_NAMES:
+        from . import options
 
-        return MaskOptions
+        return getattr(options, name)
     raise AttributeError(f"module 'vampnet_ort' has no attribute {name!r}")
