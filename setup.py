@@ -180,7 +180,8 @@ PACKAGE_DIRS = {"vampnet_ort": "vampnet_ort", "vampnet_ort.ops": "ops", "vampnet
 
 # Folders of data files shipped inside the package (no __init__.py): listed as packages so that setuptools ships
 # them as data without warning that they are "importable but absent from packages".
-DATA_PACKAGES = ("vampnet_ort.web", "vampnet_ort.web.vendor")
+# vendor/ exists only after `npm ci` (vendor_ort_web above); without it the package ships no vendor files.
+DATA_PACKAGES = ("vampnet_ort.web",) + (("vampnet_ort.web.vendor",) if VENDOR_DIR.is_dir() else ())
 
 
 def packages() -> list[str]:
