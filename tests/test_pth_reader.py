@@ -373,3 +373,59 @@ def test_non_float_weights_are_refused_by_the_checkpoint_loader(tmp_path: Path):
     state = load_checkpoint(tmp_path / "half.pth").state
     assert all(v.dtype == np.float32 for v in state.values())
     assert state["w"][0] == 1.5 and state["b"][0] == 2.5 and state["d"][0] == np.float32(1 / 3)
+
+
+# ---- exports: byte-identical to the torch.load path ----------------------------------------------------------------
+
+def _torch_reader(path):
+    """What export/checkpoint.py did before this reader: torch.load(weights_only=True), every tensor
+    ``.detach().to(torch.float32).contiguous().numpy()``."""
+    torch = _torch()
+
+    def convert(obj):
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().to(torch.float32).contiguous().numpy()
+        if isinstance(obj, dict):
+            return type(obj)((k, convert(v)) for k, v in obj.items())
+        return obj
+
+    return convert(torch.load(str(path), map_location="cpu", weights_only=True))
+
+
+def _bundle_bytes(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+@pytest.mark.slow
+def test_exports_are_byte_identical_to_the_torch_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The golden checkpoints (+ a LoRA file, logits graphs, int8) and a bfloat16/float16 checkpoint written by
+    torch.save export to the very same bytes through read_pth as through torch.load."""
+    torch = _torch()
+    from vampnet_ort.export import checkpoint as checkpoint_module
+    from vampnet_ort.export.bundle import export_bundle
+
+    lora = tmp_path / "lora.pth"
+    torch.save(OrderedDict((k, torch.from_numpy(v)) for k, v in random_lora_state(GOLDEN_COARSE_KWARGS).items()), lora)
+    half = tmp_path / "c2f_half.pth"
+    state = random_vampnet_state(GOLDEN_C2F_KWARGS, seed=5)
+    torch.save({"state_dict": OrderedDict((k, torch.from_numpy(v).to(torch.bfloat16 if i % 2 else torch.float16))
+                                          for i, (k, v) in enumerate(state.items())),
+                "metadata": {"kwargs": dict(GOLDEN_C2F_KWARGS)}}, half)
+    cases = {
+        "golden": dict(codec=GOLDEN / "codec.pth", coarse=GOLDEN / "coarse.pth", c2f=GOLDEN / "c2f.pth",
+                       lora_coarse=lora, logits=True),
+        "int8": dict(codec=GOLDEN / "codec.pth", coarse=GOLDEN / "coarse.pth", c2f=half, quantize="int8"),
+    }
+    torch_reads: list[Path] = []
+
+    def torch_reader(path):
+        torch_reads.append(Path(path))
+        return _torch_reader(path)
+
+    for name, options in cases.items():
+        ours = export_bundle(tmp_path / f"{name}_reader", **options)
+        with monkeypatch.context() as patch:
+            patch.setattr(checkpoint_module, "read_pth", torch_reader)
+            theirs = export_bundle(tmp_path / f"{name}_torch", **options)
+        assert _bundle_bytes(ours) == _bundle_bytes(theirs), name
+    assert half in torch_reads and lora in torch_reads and GOLDEN / "codec.pth" in torch_reads
