@@ -27,7 +27,6 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any, Callable
 
 import ml_dtypes

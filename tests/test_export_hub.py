@@ -209,3 +209,82 @@ def test_cli_default_repo_is_the_exporters():
     from vampnet_ort.cli import HF_DEFAULT_REPO
 
     assert HF_DEFAULT_REPO == DEFAULT_REPO
+
+
+# ---- online: a stand-in Hub on 127.0.0.1 (tests/hub_testing.py) ----------------------------------------------------
+
+ONLINE_COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def hub_repos(hf_home: Path):
+    snapshot = hf_home / "hub" / "models--hugggof--vampnet" / "snapshots" / COMMIT
+    files = {str(p.relative_to(snapshot)): p.read_bytes() for p in sorted(snapshot.rglob("*.pth"))}
+    partial = {k: v for k, v in files.items() if k in ("codec.pth", "coarse.pth")}
+    return {"hugggof/vampnet": {"main": (ONLINE_COMMIT, files)}, "someone/partial": {"main": (COMMIT, partial)}}
+
+
+@pytest.fixture
+def online_hub(hub_repos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """huggingface_hub in this process pointed at the stand-in Hub, with an empty cache."""
+    from hub_testing import FakeHub
+
+    with FakeHub(hub_repos) as endpoint:
+        monkeypatch.setattr(hub_constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        yield endpoint
+
+
+def test_online_download_then_offline_from_the_cache(online_hub: str, hub_repos, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    jazz = fetch_model(model="jazz")
+    assert jazz.commit == ONLINE_COMMIT
+    snapshot = tmp_path / "cache" / "models--hugggof--vampnet" / "snapshots" / ONLINE_COMMIT
+    assert jazz.paths["c2f"] == snapshot / "loras/jazz/c2f.pth"
+    assert jazz.paths["c2f"].read_bytes() == hub_repos["hugggof/vampnet"]["main"][1]["loras/jazz/c2f.pth"]
+    assert list_fine_tunes() == ["jazz"] and list_fine_tunes("someone/partial") == []
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)  # what was downloaded is there offline
+    assert fetch_model(model="jazz").paths == jazz.paths
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: fetch_model(model="rock"), r"hugggof/vampnet: no fine-tune 'rock' \(loras/rock/coarse.pth is missing\); "
+                                        r"`vampnet-ort export --hf hugggof/vampnet --list` lists the fine-tunes"),
+    (lambda: fetch_model(model="half"), r"no fine-tune 'half' \(loras/half/c2f.pth is missing\)"),
+    (lambda: fetch_model("someone/partial"), r"someone/partial: the repository has no file c2f.pth"),
+    (lambda: fetch_model("nobody/nothing"), r"nobody/nothing: no such model repository on the Hugging Face Hub "
+                                            r"\(or it is private or gated"),
+    (lambda: fetch_model(revision="v9"), r"hugggof/vampnet: no revision 'v9' \(give a branch, tag or commit"),
+    (lambda: list_fine_tunes("nobody/nothing"), r"no such model repository"),
+    (lambda: list_fine_tunes(revision="v9"), r"no revision 'v9'"),
+])
+def test_online_errors_are_one_line(online_hub: str, call, message: str):
+    with pytest.raises(HubError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_cli_downloads_with_progress(hub_repos, tmp_path: Path):
+    from hub_testing import FakeHub
+
+    # huggingface_hub draws its bars on a terminal only; TQDM_POSITION=-1 is its switch to draw them anyway
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), PYTHONWARNINGS="ignore", TQDM_POSITION="-1")
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        env.pop(name, None)
+    with FakeHub(hub_repos) as endpoint:
+        env["HF_ENDPOINT"] = endpoint
+        proc = subprocess.run([*cli_command(), "export", "--hf", "--hf-model", "jazz", "--quantize", "int8",
+                               "--out", str(tmp_path / "jazz")], capture_output=True, text=True, env=env,
+                              timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "hugggof/vampnet: loras/jazz/c2f.pth" in proc.stderr and "100%" in proc.stderr  # huggingface_hub's bars
+    manifest = json.loads((tmp_path / "jazz" / "vampnet.json").read_text())
+    assert manifest["model_name"] == "jazz" and manifest["hf"]["commit"] == ONLINE_COMMIT
+    assert manifest["files"]["coarse.onnx"]["precision"] == "int8"
+    blobs = tmp_path / "hf" / "hub" / "models--hugggof--vampnet" / "blobs"
+    assert {p.name for p in blobs.iterdir()} == {v["sha256"] for v in manifest["hf"]["files"].values()}
