@@ -17,9 +17,14 @@ from pathlib import Path
 import pytest
 
 from vampnet_ort.export.bundle import export_bundle
-from vampnet_ort.export.checkpoint import save_checkpoint
+from vampnet_ort.export.checkpoint import save_checkpoint, save_lora_file
 from vampnet_ort.export.hub import DEFAULT_REPO, HubError, fetch_model, list_fine_tunes
-from vampnet_ort.export.random_checkpoint import GOLDEN_C2F_KWARGS, GOLDEN_COARSE_KWARGS, random_vampnet_state
+from vampnet_ort.export.random_checkpoint import (
+    GOLDEN_C2F_KWARGS,
+    GOLDEN_COARSE_KWARGS,
+    random_lora_state,
+    random_vampnet_state,
+)
 
 from cli_testing import cli_command
 from op_testing import GOLDEN
@@ -100,10 +105,12 @@ def test_list_fine_tunes_offline(offline_hub: Path):
 
 
 def test_export_with_hf_equals_the_local_export(offline_hub: Path, tmp_path: Path):
-    """--hf (a fine-tune, int8, logits) writes the same graphs as exporting the same files by path, and records
+    """--hf (a fine-tune, int8, logits, a LoRA file) writes the same graphs as exporting the same files by path, and records
     the repository, commit, files with their sha256 and the model name."""
     snapshot = offline_hub / "hub" / "models--hugggof--vampnet" / "snapshots" / COMMIT
-    options = dict(logits=True, quantize="int8")
+    lora = tmp_path / "lora.pth"
+    save_lora_file(lora, random_lora_state(GOLDEN_COARSE_KWARGS, seed=4))
+    options = dict(logits=True, quantize="int8", lora_coarse=lora)
     hf = export_bundle(tmp_path / "hf", hf=True, hf_model="jazz", **options)
     local = export_bundle(tmp_path / "local", codec=snapshot / "codec.pth", coarse=snapshot / "loras/jazz/coarse.pth",
                           c2f=snapshot / "loras/jazz/c2f.pth", **options)
