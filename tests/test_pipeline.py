@@ -202,7 +202,6 @@ def test_missing_extras_are_clear_errors(monkeypatch: pytest.MonkeyPatch, pipe: 
 
 def test_real_codec_with_stand_in_decoders(tmp_path: Path) -> None:
     """The golden LAC codec export (run through vampnet_ort.codec) around stand-in decode graphs."""
-    pytest.importorskip("torch")
     from op_testing import GOLDEN
 
     pipe = Pipeline(bd.write_bundle(tmp_path / "b", coarse_chunk=100, c2f_chunk=40,

@@ -19,6 +19,7 @@ from .version import __version__
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 QUANTIZE_CHOICES = ("none", "int8", "int4")  # = vampnet_ort.export.quantize.PRECISIONS (without importing export)
+HF_DEFAULT_REPO = "hugggof/vampnet"  # = vampnet_ort.export.hub.DEFAULT_REPO (without importing export)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,13 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vampnet-ort {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    e = sub.add_parser("export", help="export VampNet/LAC checkpoints (.pth) to a model bundle",
+    e = sub.add_parser("export", help="export VampNet/LAC checkpoints (.pth, local or from the Hugging Face Hub) to a model bundle",
                        description="Export upstream VampNet + LAC checkpoints to a bundle directory "
-                                   "(ONNX graphs + vampnet.json). Needs PyTorch to read .pth files.")
-    e.add_argument("--codec", required=True, metavar="PTH", help="LAC codec checkpoint (codec.pth)")
-    e.add_argument("--coarse", required=True, metavar="PTH", help="coarse VampNet checkpoint (coarse.pth)")
-    e.add_argument("--c2f", metavar="PTH", help="coarse-to-fine VampNet checkpoint (c2f.pth); without it vamp keeps the input's fine codebooks")
-    e.add_argument("--out", required=True, metavar="DIR", help="bundle directory to create")
+                                   "(ONNX graphs + vampnet.json): local .pth files (--codec/--coarse/--c2f), or the "
+                                   f"released weights downloaded from the Hugging Face Hub (--hf, default {HF_DEFAULT_REPO}). "
+                                   "No PyTorch needed: .pth files are read by a restricted reader that runs no code.")
+    src = e.add_argument_group("checkpoints: local files")
+    src.add_argument("--codec", metavar="PTH", help="LAC codec checkpoint (codec.pth)")
+    src.add_argument("--coarse", metavar="PTH", help="coarse VampNet checkpoint (coarse.pth)")
+    src.add_argument("--c2f", metavar="PTH", help="coarse-to-fine VampNet checkpoint (c2f.pth); without it vamp keeps the input's fine codebooks")
+    hub = e.add_argument_group("checkpoints: the Hugging Face Hub (huggingface_hub's cache, HF_HOME, HF_HUB_OFFLINE, HF_TOKEN apply)")
+    hub.add_argument("--hf", nargs="?", const=HF_DEFAULT_REPO, metavar="REPO",
+                     help=f"download codec.pth, coarse.pth and c2f.pth from this model repository (default {HF_DEFAULT_REPO})")
+    hub.add_argument("--revision", metavar="REV", help="branch, tag or commit of the --hf repository (default main)")
+    hub.add_argument("--hf-model", metavar="NAME",
+                     help="a fine-tune of the repository (loras/NAME/coarse.pth + c2f.pth) in place of the base "
+                          "model; 'default' = the base model (default)")
+    hub.add_argument("--list", action="store_true", help="print the fine-tunes of the --hf repository and exit")
+    e.add_argument("--out", metavar="DIR", help="bundle directory to create")
     e.add_argument("--logits", action="store_true", help="also write coarse_logits.onnx / c2f_logits.onnx (one forward pass)")
     e.add_argument("--lora-coarse", metavar="PTH", help="LoRA file (lora_A/lora_B tensors) merged into the coarse model")
     e.add_argument("--lora-c2f", metavar="PTH", help="LoRA file merged into the c2f model")
@@ -124,9 +136,36 @@ def _cmd_vamp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_export_sources(args: argparse.Namespace) -> None:
+    """The checkpoint options fit together: local files xor --hf; --revision/--hf-model/--list only with --hf."""
+    local = [flag for flag, value in (("--codec", args.codec), ("--coarse", args.coarse), ("--c2f", args.c2f))
+             if value is not None]
+    if args.hf is not None:
+        if local:
+            raise ValueError(f"--hf downloads codec, coarse and c2f: leave out {', '.join(local)}")
+        if args.list:
+            others = [flag for flag, value in (("--out", args.out), ("--hf-model", args.hf_model),
+                                               ("--lora-coarse", args.lora_coarse), ("--lora-c2f", args.lora_c2f))
+                      if value is not None]
+            if others:
+                raise ValueError(f"--list only prints the fine-tunes: leave out {', '.join(others)}")
+        elif args.out is None:
+            raise ValueError("--out DIR is required (the bundle directory to create)")
+        return
+    hub_only = [flag for flag, value in (("--revision", args.revision), ("--hf-model", args.hf_model),
+                                         ("--list", args.list or None)) if value is not None]
+    if hub_only:
+        raise ValueError(f"{', '.join(hub_only)} need --hf (a Hugging Face Hub repository)")
+    missing = [flag for flag, value in (("--codec", args.codec), ("--coarse", args.coarse), ("--out", args.out))
+               if value is None]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required (or --hf [REPO] to download the released checkpoints)")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .paths import PathError, check_input_file
 
+    _check_export_sources(args)
     inputs = (("--codec", args.codec), ("--coarse", args.coarse), ("--c2f", args.c2f),
               ("--lora-coarse", args.lora_coarse), ("--lora-c2f", args.lora_c2f))
     for flag, value in inputs:
@@ -137,13 +176,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 raise ValueError(f"{flag} {exc}") from None
     try:
         from vampnet_ort.export.bundle import check_target, export_bundle
+        from vampnet_ort.export.hub import list_fine_tunes
     except ImportError as exc:
         raise ValueError(f"the exporter is not available in this installation ({exc})") from None
+    if args.list:
+        for name in list_fine_tunes(args.hf, args.revision, log=_log(False)):
+            print(name)
+        return 0
     check_target(args.out, overwrite=args.overwrite, inputs=[v for _, v in inputs if v is not None],
                  overwrite_flag="--overwrite")
     out = export_bundle(args.out, codec=args.codec, coarse=args.coarse, c2f=args.c2f, logits=args.logits,
                         lora_coarse=args.lora_coarse, lora_c2f=args.lora_c2f, overwrite=args.overwrite,
-                        quantize=args.quantize)
+                        quantize=args.quantize, hf=args.hf, hf_model=args.hf_model, hf_revision=args.revision,
+                        hf_log=_log(False))
     print(out)
     return 0
 
