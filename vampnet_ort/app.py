@@ -452,27 +452,37 @@ def build_ui(app: VampApp):
             concurrency_limit=1)
         # the API endpoints: the same work on the same queue
         with gr.Column(visible=False):
-            # /vamp: every control, returning only the output files (as upstream's "api vamp")
+            # /vamp: every control (the UI's start values), returning only the output files
+            api_defaults = [getattr(defaults, name) for name in CONTROL_NAMES]
             gr.Button("api vamp", visible=False).click(
-                with_parameter_names(api_vamp, vamp_names, gr.Progress()), inputs=vamp_inputs, outputs=outputs,
+                with_parameter_names(api_vamp, vamp_names, gr.Progress()),
+                inputs=_api_inputs(gr, vamp_names, [None, *api_defaults, app.models.default]), outputs=outputs,
                 api_name="vamp", concurrency_id="vamp", concurrency_limit=1)
             _add_space_api(app, outputs, gr)
         harp.add_endpoints(_harp_endpoint(app, defaults), _harp_runner(app), concurrency_id="vamp")
     return blocks
 
 
-def _add_space_api(app: VampApp, outputs: List[Any], gr: Any) -> None:
-    """Upstream's Space API ``/vamp_1`` (``space_api``): hidden inputs holding upstream's defaults (what
-    ``gradio_client`` shows and fills in), numbers unbounded and the model name as text so that the app, not
-    Gradio, checks them (one clear message, no traceback on the console)."""
-    inputs: List[Any] = [gr.Audio(type="filepath", label=space_api.INPUT_NAME)]
-    for p in space_api.PARAMETERS:
-        if isinstance(p.default, bool):
-            inputs.append(gr.Checkbox(value=p.default, label=p.name))
-        elif isinstance(p.default, str):
-            inputs.append(gr.Textbox(value=p.default, label=p.name))
+def _api_inputs(gr: Any, names: Sequence[str], defaults: Sequence[Any]) -> List[Any]:
+    """Hidden inputs of an API endpoint holding its defaults (what ``gradio_client`` shows and fills in): the
+    audio file (default None), checkboxes, text for names, numbers without bounds: the app, not Gradio, checks
+    the values (one clear message; Gradio's own bound checks would print a traceback on the console)."""
+    inputs: List[Any] = []
+    for name, default in zip(names, defaults):
+        if default is None:
+            inputs.append(gr.Audio(type="filepath", label=name))
+        elif isinstance(default, bool):
+            inputs.append(gr.Checkbox(value=default, label=name))
+        elif isinstance(default, str):
+            inputs.append(gr.Textbox(value=default, label=name))
         else:
-            inputs.append(gr.Number(value=p.default, label=p.name))
+            inputs.append(gr.Number(value=default, label=name))
+    return inputs
+
+
+def _add_space_api(app: VampApp, outputs: List[Any], gr: Any) -> None:
+    """Upstream's Space API ``/vamp_1`` (``space_api``), with upstream's defaults."""
+    inputs = _api_inputs(gr, space_api.NAMES, [None, *(p.default for p in space_api.PARAMETERS)])
 
     def upstream_vamp(input_audio: Optional[str], *values: Any, progress: Any = None):
         try:
