@@ -350,7 +350,7 @@ def build_ui(app: VampApp):
                     sample_cutoff = gr.Slider(0.0, 1.0, value=defaults.sample_cutoff, step=0.01,
                                               label="sample cutoff (argmax after this fraction of the steps)")
                     use_c2f = gr.Checkbox(value=defaults.use_c2f, label="use coarse-to-fine")
-                seed = gr.Number(value=defaults.seed, precision=0, label="seed (0 = random)")
+                seed = gr.Number(value=defaults.seed, precision=0, label="seed (0 = random)", elem_id="seed")
             with gr.Column():
                 model_choice = gr.Dropdown(label="model choice", choices=app.models.names,
                                            value=app.models.default, elem_id="model-choice")
