@@ -59,3 +59,12 @@ def test_bad_names_are_errors(bundle: Path, tmp_path: Path) -> None:
         ModelRegistry.from_paths([_copy(bundle, tmp_path / "y", model_name="  ")])
     with pytest.raises(BundleError, match="no such directory"):
         ModelRegistry.from_paths([tmp_path / "missing"])
+
+
+def test_a_bundle_named_default_is_the_default(bundle: Path, tmp_path: Path) -> None:
+    """Bundles exported from the Hub name the base model "default" (upstream's name for it): "default" selects it,
+    wherever it is listed."""
+    base = _copy(bundle, tmp_path / "vampnet", model_name="default")
+    registry = ModelRegistry.from_paths([bundle, base])
+    assert registry.names == ["base", "default"] and registry.default == "default"
+    assert registry.resolve("default").path == base and registry.resolve(None).path == base

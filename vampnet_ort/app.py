@@ -170,16 +170,16 @@ class VampApp:
 
     @property
     def demo(self) -> bool:
-        """Whether the first (default) model is a demo bundle."""
-        return self.models.entries[0].demo
+        """Whether the default model is a demo bundle."""
+        return self.models.resolve(None).demo
 
     @property
     def n_codebooks(self) -> int:
-        return self.models.entries[0].n_codebooks
+        return self.models.resolve(None).n_codebooks
 
     @property
     def frame_rate(self) -> float:
-        return self.models.entries[0].frame_rate
+        return self.models.resolve(None).frame_rate
 
     def _job_dir(self) -> Path:
         """A fresh directory for one job's files; those of jobs older than JOB_FILES_MAX_AGE_S go (Gradio has

@@ -2,8 +2,9 @@
 
 ``ModelRegistry.from_paths`` takes bundle directories and folders of bundles (every sub-directory with a
 ``vampnet.json``), in the order given. A bundle's name is the ``"model_name"`` its ``vampnet.json`` records (bundles
-exported from the Hub carry their fine-tune's name), else its folder's name. ``"default"`` names the first bundle,
-as in upstream VampNet's app where ``"default"`` is the base model. Only the manifests are read at start (a bad one
+exported from the Hub carry their fine-tune's name, ``"default"`` for the base model), else its folder's name. The
+choice ``"default"`` (and no choice) selects the bundle named "default" if there is one (upstream VampNet's app
+calls its base model so), else the first. Only the manifests are read at start (a bad one
 is an error then); the files are verified and the sessions opened when a model is first used.
 """
 
@@ -114,15 +115,16 @@ class ModelRegistry:
 
     @property
     def default(self) -> str:
-        return self.entries[0].name
+        """The name ``"default"`` selects: the bundle named "default" if there is one, else the first."""
+        return DEFAULT_MODEL if DEFAULT_MODEL in self._locks else self.entries[0].name
 
     def resolve(self, choice: Optional[str]) -> ModelEntry:
-        """The entry `choice` names (``"default"``, empty or None: the first)."""
+        """The entry `choice` names (``"default"``, empty or None: ``self.default``)."""
         if choice is not None and not isinstance(choice, str):
             raise ValueError(f"the model choice must be a name, got {type(choice).__name__}")
         name = (choice or "").strip()
-        if name in ("", DEFAULT_MODEL) and DEFAULT_MODEL not in self._locks:
-            return self.entries[0]
+        if name in ("", DEFAULT_MODEL):
+            name = self.default
         for entry in self.entries:
             if entry.name == name:
                 return entry
