@@ -116,6 +116,7 @@ def test_the_ui_starts_on_a_preset_and_shows_the_one_the_controls_match() -> Non
     for name in PRESETS:
         assert matching_preset(preset_controls(name, Controls(seed=3, sampling_steps=5))) == name
     assert matching_preset(replace(preset_controls(START_PRESET), dropout=0.35)) is None
+    assert matching_preset(replace(preset_controls(START_PRESET), dropout="x")) is None
 
 
 def test_check_reports_what_a_vamp_would_refuse(app: VampApp, clip: Path, tmp_path: Path) -> None:

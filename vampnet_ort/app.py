@@ -118,10 +118,13 @@ PRESET_CONTROLS = ("periodic_prompt", "compression_prompt", "onset_mask_width", 
 
 
 def matching_preset(controls: Controls) -> Optional[str]:
-    """The preset whose five values the controls have (None: none matches)."""
-    for name in PRESETS:
-        target = preset_controls(name, controls)
-        if all(abs(float(getattr(controls, c)) - float(getattr(target, c))) < 1e-9 for c in PRESET_CONTROLS):
+    """The preset whose five values the controls have (None: none matches, or a value is not a number)."""
+    try:
+        values = [float(getattr(controls, c)) for c in PRESET_CONTROLS]
+    except (TypeError, ValueError):
+        return None
+    for name, preset in PRESETS.items():
+        if all(abs(v - float(getattr(preset, c))) < 1e-9 for v, c in zip(values, PRESET_CONTROLS)):
             return name
     return None
 
