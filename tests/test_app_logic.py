@@ -161,9 +161,9 @@ def test_harp_controls_describe_upstreams_card(app: VampApp) -> None:
     """pyharp v0.3.0's serialised controls: the card, the input track, six controls in upstream's order, each with
     exactly the fields of its pyharp class; the fixed values are upstream harp_vamp's."""
     from vampnet_ort import harp
-    from vampnet_ort.app import _harp_endpoint, preset_controls, START_PRESET
+    from vampnet_ort.app import harp_endpoint, preset_controls, START_PRESET
 
-    described = _harp_endpoint(app, preset_controls(START_PRESET)).describe()
+    described = harp_endpoint(app, preset_controls(START_PRESET)).describe()
     assert set(described) == {"card", "inputs", "outputs"}
     assert described["card"]["name"] == "vampnet" and set(described["card"]) == {"name", "description", "author",
                                                                                   "tags"}

@@ -462,7 +462,7 @@ def build_ui(app: VampApp):
                 inputs=_api_inputs(gr, vamp_names, [None, *api_defaults, app.models.default]), outputs=outputs,
                 api_name="vamp", concurrency_id="vamp", concurrency_limit=1)
             _add_space_api(app, outputs, gr)
-        harp.add_endpoints(_harp_endpoint(app, defaults), _harp_runner(app), concurrency_id="vamp")
+        harp.add_endpoints(harp_endpoint(app, defaults), harp_runner(app), concurrency_id="vamp")
     return blocks
 
 
@@ -532,7 +532,7 @@ _HARP_INFO = {
 }
 
 
-def _harp_endpoint(app: VampApp, defaults: Controls) -> harp.Endpoint:
+def harp_endpoint(app: VampApp, defaults: Controls) -> harp.Endpoint:
     """HARP's view of the app: upstream's six controls with the UI's ranges and start values."""
     named: List[Tuple[str, harp.Control]] = []
     for name in harp.CONTROL_NAMES:
@@ -551,7 +551,7 @@ def _harp_endpoint(app: VampApp, defaults: Controls) -> harp.Endpoint:
                  harp.JsonOutput("output labels", "the model and seed used")))
 
 
-def _harp_runner(app: VampApp) -> harp.Runner:
+def harp_runner(app: VampApp) -> harp.Runner:
     def run(input_path: Optional[str], values: Dict[str, Any], check: Callable[[], None],
             ) -> Tuple[str, List[harp.OutputLabel]]:
         def report(stage: str, done: int, total: int) -> None:
