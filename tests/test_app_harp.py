@@ -15,6 +15,8 @@ pytest.importorskip("gradio", reason="the app tests need the app extra (gradio)"
 
 import app_testing  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a server subprocess
+
 SECONDS = 2.0
 LONG_SECONDS = 90.0  # long enough that cancel lands while process runs (about 30 s on a busy 2-core machine)
 

@@ -15,6 +15,8 @@ gradio_client = pytest.importorskip("gradio_client", reason="the app tests need 
 
 import app_testing  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a server subprocess
+
 SECONDS = 1.5
 
 
