@@ -1,4 +1,4 @@
-"""``export_bundle``: upstream checkpoints -> a vampnet-ort model bundle directory (SPEC.md section 5).
+"""``export_bundle``: upstream checkpoints -> a vampnet-ort model bundle directory (docs/SPEC.md section 5).
 
 The bundle is written into a temporary sibling directory and renamed into place at the end, so a failed export
 leaves nothing half-written behind. ``vampnet.json`` lists every file with its sha256 and size.
@@ -37,7 +37,7 @@ from .vampnet_export import (
 BUNDLE_FORMAT = "vampnet-ort-bundle"
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST_NAME = "vampnet.json"
-# Chunk sizes of the upstream pipeline (SPEC.md section 3): 10 s coarse chunks, 3 s c2f chunks at 57.4 frames/s.
+# Chunk sizes of the upstream pipeline (docs/SPEC.md section 3): 10 s coarse chunks, 3 s c2f chunks at 57.4 frames/s.
 COARSE_CHUNK_FRAMES = 575
 C2F_CHUNK_FRAMES = 173
 

@@ -18,16 +18,8 @@ pytest.importorskip("matplotlib", reason="the mask image needs matplotlib")
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> VampApp:
-    return VampApp(Pipeline(bd.write_bundle(tmp_path_factory.mktemp("bundle"))), tmp_path_factory.mktemp("work"))
-
-
-@pytest.fixture()
-def clip(tmp_path: Path) -> Path:
-    t = np.arange(11025) / 11025
-    path = tmp_path / "clip.wav"
-    sf.write(str(path), 0.3 * np.sin(2 * np.pi * 220 * t), 11025)
-    return path
+def app(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> VampApp:
+    return VampApp(Pipeline(bundle), tmp_path_factory.mktemp("work"))
 
 
 def test_vamp_writes_two_outputs_and_the_mask(app: VampApp, clip: Path) -> None:

@@ -28,9 +28,12 @@ import numpy as np
 from . import audio as audio_io
 from . import harp, masks, space_api
 from .app_presets import PRESETS, apply_preset
-from .gradio_util import one_line, user_error, with_parameter_names
+from .extras import require_librosa
+from .frontend import bundle_dir, describe_error
+from .gradio_util import user_error, with_parameter_names
 from .models import ModelEntry, ModelRegistry
-from .pipeline import Pipeline, SamplingOptions, VampOptions
+from .options import Option, VampOptions, by_control, with_values
+from .pipeline import Pipeline
 
 N_OUTPUTS = 2  # upstream's app makes two variations per click
 START_PRESET = "medium variation"  # the preset the UI starts with (upstream's dropdown shows it at start)
@@ -41,34 +44,40 @@ DEMO_WARNING = ("**Demo bundle**: tiny models with random weights, the output is
                 "`--models DIR` (a bundle from `vampnet-ort export`) for music.")
 
 
+def _default(control: str) -> Any:
+    """A control's default: its VampOptions field's (the table ``options.OPTIONS`` maps controls to fields)."""
+    return by_control()[control].default
+
+
 @dataclass(frozen=True)
 class Controls:
-    """The UI's controls, in the order of the ``/vamp`` API parameters after the input file; defaults = the UI's."""
+    """The UI's controls, in the order of the ``/vamp`` API parameters after the input file; defaults = the
+    VampOptions fields they set (``options.OPTIONS``), except the app's own controls below."""
 
-    periodic_prompt: int = 7
-    periodic_width: int = 1
-    onset_mask_width: int = 0
-    beat_mask_ms: float = 0.0
-    downbeats_only: bool = False
-    compression_prompt: int = 3
-    dropout: float = 0.0
-    random_mask_intensity: float = 1.0
-    prefix_s: float = 0.0
-    suffix_s: float = 0.0
-    conditioning_codebooks: int = 0
-    feedback_steps: int = 1
-    time_stretch: int = 1
-    pitch_shift: int = 0
-    sampling_steps: int = 36
-    temperature: float = 1.0
-    mask_temperature: float = 10.5
-    top_p: float = 0.0
-    typical_filtering: bool = False
-    typical_mass: float = 0.15
-    typical_min_tokens: int = 64
-    sample_cutoff: float = 1.0
-    use_c2f: bool = True
-    seed: int = 0  # 0: a random seed (as upstream); the seed used is shown
+    periodic_prompt: int = _default("periodic_prompt")
+    periodic_width: int = _default("periodic_width")
+    onset_mask_width: int = _default("onset_mask_width")
+    beat_mask_ms: float = _default("beat_mask_ms")
+    downbeats_only: bool = _default("downbeats_only")
+    compression_prompt: int = _default("compression_prompt")
+    dropout: float = _default("dropout")
+    random_mask_intensity: float = _default("random_mask_intensity")
+    prefix_s: float = _default("prefix_s")
+    suffix_s: float = _default("suffix_s")
+    conditioning_codebooks: int = _default("conditioning_codebooks")
+    feedback_steps: int = _default("feedback_steps")
+    time_stretch: int = _default("time_stretch")
+    pitch_shift: int = 0  # semitones (the app's own: not a VampOptions field)
+    sampling_steps: int = _default("sampling_steps")
+    temperature: float = _default("temperature")
+    mask_temperature: float = _default("mask_temperature")
+    top_p: float = _default("top_p")
+    typical_filtering: bool = False  # off: typical mass 0 (upstream's filter is a no-op; docs/SAMPLING.md)
+    typical_mass: float = 0.15  # the mass used when typical filtering is on (upstream's UI value)
+    typical_min_tokens: int = _default("typical_min_tokens")
+    sample_cutoff: float = _default("sample_cutoff")
+    use_c2f: bool = _default("use_c2f")
+    seed: int = _default("seed")  # 0: a random seed (as upstream); the seed used is shown
 
 
 CONTROL_NAMES: Tuple[str, ...] = tuple(Controls.__dataclass_fields__)
@@ -81,29 +90,27 @@ def _integer(value: Any, name: str) -> int:
     return int(number)
 
 
+def _control_value(option: Option, value: Any) -> Any:
+    if option.kind is bool:
+        return bool(value)
+    if option.kind is int:
+        return _integer(value, option.control or "value")
+    return float(value)
+
+
 def options_from_controls(controls: Controls, seed: int) -> VampOptions:
-    """The ``VampOptions`` a click runs (two variations, seeds `seed` and `seed + 1`)."""
-    c = controls
-    mask = masks.MaskOptions(
-        intensity=float(c.random_mask_intensity), prefix_s=float(c.prefix_s), suffix_s=float(c.suffix_s),
-        periodic_period=_integer(c.periodic_prompt, "periodic prompt"),
-        periodic_width=_integer(c.periodic_width, "periodic prompt width"), periodic_random_roll=True,
-        onset_width=_integer(c.onset_mask_width, "onset mask width"), beat_width_ms=float(c.beat_mask_ms),
-        beat_downbeats_only=bool(c.downbeats_only), dropout=float(c.dropout),
-        n_conditioning_codebooks=_integer(c.conditioning_codebooks, "conditioning codebooks"),
-        upper_codebook_mask=_integer(c.compression_prompt, "compression prompt"),
-    )
-    typical = float(c.typical_mass) if c.typical_filtering else 0.0
-    filters = dict(top_p=float(c.top_p), typical_mass=typical,
-                   typical_min_tokens=_integer(c.typical_min_tokens, "typical min tokens"))
-    coarse = SamplingOptions(steps=_integer(c.sampling_steps, "sampling steps"), temperature=float(c.temperature),
-                             mask_temperature=float(c.mask_temperature), sample_cutoff=float(c.sample_cutoff),
-                             **filters)  # type: ignore[arg-type]
-    defaults = VampOptions()
-    return VampOptions(mask=mask, coarse=coarse, c2f=replace(defaults.c2f, **filters), use_c2f=bool(c.use_c2f),
-                       seed=int(seed), variations=N_OUTPUTS,
-                       feedback_steps=_integer(c.feedback_steps, "feedback steps"),
-                       time_stretch=_integer(c.time_stretch, "time stretch"))
+    """The ``VampOptions`` a click runs (two variations, seeds `seed` and `seed + 1`): every control that sets a
+    field (``options.OPTIONS``), typical filtering off = typical mass 0."""
+    values = {}
+    for name, option in by_control().items():
+        if option.path is None or name == "seed":
+            continue
+        value = _control_value(option, getattr(controls, name))
+        if name == "typical_mass" and not controls.typical_filtering:
+            value = 0.0
+        for path in option.paths:
+            values[path] = value
+    return with_values(VampOptions(seed=int(seed), variations=N_OUTPUTS), values)
 
 
 def preset_controls(name: str, controls: Controls = Controls()) -> Controls:
@@ -135,7 +142,7 @@ def pitch_shift(samples: np.ndarray, sample_rate: int, semitones: int) -> np.nda
         return samples
     if not -24 <= int(semitones) <= 24:
         raise ValueError(f"pitch shift must be between -24 and 24 semitones, got {semitones}")
-    librosa = masks._librosa()
+    librosa = require_librosa()
     return librosa.effects.pitch_shift(np.asarray(samples, dtype=np.float32), sr=int(sample_rate),
                                        n_steps=float(semitones)).astype(np.float32)
 
@@ -292,7 +299,25 @@ def build_ui(app: VampApp):
     def controls_of(values: Tuple[Any, ...]) -> Controls:
         return Controls(**dict(zip(CONTROL_NAMES, values)))
 
-    defaults = preset_controls(START_PRESET)
+    defaults = preset_controls(START_PRESET)  # the UI starts on a preset (upstream's dropdown shows it)
+    table = by_control()
+
+    def control(name: str) -> Any:
+        """The widget of control `name`: its range, step and label from ``options.OPTIONS``, its value from
+        ``Controls()``."""
+        option = table[name]
+        spec = option.app
+        assert spec is not None, name
+        kw: dict = dict(value=getattr(defaults, name), label=spec.label)
+        if spec.elem_id:
+            kw["elem_id"] = spec.elem_id
+        if option.kind is bool:
+            return gr.Checkbox(**kw)
+        if spec.low is None:
+            return gr.Number(precision=0, **kw)
+        high = app.n_codebooks if spec.high is None else spec.high
+        return gr.Slider(spec.low, high, step=option.step, **kw)
+
     demo_note = " (demo bundle: not music)" if app.demo else ""
     with gr.Blocks(title="vampnet-ort") as blocks:
         gr.Markdown("# vampnet-ort\nVampNet on ONNX Runtime: upload audio, pick a preset or set the mask, "
@@ -308,52 +333,34 @@ def build_ui(app: VampApp):
                 with gr.Accordion("manual controls", open=True):
                     preset = gr.Dropdown(label="preset (sets the five controls below; empty: they match none)",
                                          choices=list(PRESETS), value=matching_preset(defaults), elem_id="preset")
-                    periodic_prompt = gr.Slider(0, 64, value=defaults.periodic_prompt, step=1,
-                                                elem_id="periodic-prompt",
-                                                label="periodic prompt (keep every N-th frame; 0 = off)")
-                    periodic_width = gr.Slider(1, 20, value=defaults.periodic_width, step=1,
-                                               label="periodic prompt width (frames, 1 frame ~ 17 ms)")
-                    onset_mask_width = gr.Slider(0, 100, value=defaults.onset_mask_width, step=1,
-                                                 elem_id="onset-mask-width",
-                                                 label="onset mask width (frames; 0 = off; not in the preview)")
-                    beat_mask_ms = gr.Slider(0, 200, value=defaults.beat_mask_ms, step=1,
-                                             elem_id="beat-mask-ms",
-                                             label="beat mask width (ms; 0 = off; not in the preview)")
-                    downbeats_only = gr.Checkbox(value=defaults.downbeats_only, label="beat mask: downbeats only")
-                    compression_prompt = gr.Slider(1, app.n_codebooks, value=defaults.compression_prompt, step=1,
-                                                   elem_id="compression-prompt",
-                                                   label="compression prompt (regenerate codebooks >= N)")
-                    dropout = gr.Slider(0.0, 1.0, value=defaults.dropout, step=0.01, elem_id="dropout",
-                                        label="mask dropout")
-                    feedback_steps = gr.Slider(1, 8, value=defaults.feedback_steps, step=1,
-                                               label="feedback steps (re-vamp the output; slower)")
+                    periodic_prompt = control("periodic_prompt")
+                    periodic_width = control("periodic_width")
+                    onset_mask_width = control("onset_mask_width")
+                    beat_mask_ms = control("beat_mask_ms")
+                    downbeats_only = control("downbeats_only")
+                    compression_prompt = control("compression_prompt")
+                    dropout = control("dropout")
+                    feedback_steps = control("feedback_steps")
                 mask_image = gr.Image(label="mask (white = regenerated, black = kept)", type="filepath",
                                       interactive=False, height=260, elem_id="mask-image")
                 with gr.Accordion("extras", open=False):
-                    random_mask_intensity = gr.Slider(0.0, 1.0, value=defaults.random_mask_intensity, step=0.01,
-                                                      label="random mask intensity (< 1 scatters prompts)")
-                    prefix_s = gr.Slider(0.0, 10.0, value=defaults.prefix_s, step=0.1, label="prefix hint (s)")
-                    suffix_s = gr.Slider(0.0, 10.0, value=defaults.suffix_s, step=0.1, label="suffix hint (s)")
-                    conditioning_codebooks = gr.Slider(0, app.n_codebooks, value=defaults.conditioning_codebooks,
-                                                       step=1, label="conditioning codebooks (kept everywhere)")
-                    pitch_shift_semitones = gr.Slider(-12, 12, value=defaults.pitch_shift, step=1,
-                                                      label="pitch shift of the input (semitones)")
-                    time_stretch = gr.Slider(1, 8, value=defaults.time_stretch, step=1, label="time stretch factor")
+                    random_mask_intensity = control("random_mask_intensity")
+                    prefix_s = control("prefix_s")
+                    suffix_s = control("suffix_s")
+                    conditioning_codebooks = control("conditioning_codebooks")
+                    pitch_shift_semitones = control("pitch_shift")
+                    time_stretch = control("time_stretch")
                 with gr.Accordion("sampling settings", open=False):
-                    sampling_steps = gr.Slider(1, 128, value=defaults.sampling_steps, step=1, label="sampling steps")
-                    temperature = gr.Slider(0.0, 10.0, value=defaults.temperature, step=0.01,
-                                            label="sample temperature (0 = argmax)")
-                    mask_temperature = gr.Slider(0.0, 100.0, value=defaults.mask_temperature, step=0.1,
-                                                 label="mask temperature")
-                    top_p = gr.Slider(0.0, 1.0, value=defaults.top_p, step=0.01, label="top p (0 = off)")
-                    typical_filtering = gr.Checkbox(value=defaults.typical_filtering, label="typical filtering")
-                    typical_mass = gr.Slider(0.01, 0.99, value=defaults.typical_mass, step=0.01, label="typical mass")
-                    typical_min_tokens = gr.Slider(1, 256, value=defaults.typical_min_tokens, step=1,
-                                                   label="typical min tokens")
-                    sample_cutoff = gr.Slider(0.0, 1.0, value=defaults.sample_cutoff, step=0.01,
-                                              label="sample cutoff (argmax after this fraction of the steps)")
-                    use_c2f = gr.Checkbox(value=defaults.use_c2f, label="use coarse-to-fine")
-                seed = gr.Number(value=defaults.seed, precision=0, label="seed (0 = random)", elem_id="seed")
+                    sampling_steps = control("sampling_steps")
+                    temperature = control("temperature")
+                    mask_temperature = control("mask_temperature")
+                    top_p = control("top_p")
+                    typical_filtering = control("typical_filtering")
+                    typical_mass = control("typical_mass")
+                    typical_min_tokens = control("typical_min_tokens")
+                    sample_cutoff = control("sample_cutoff")
+                    use_c2f = control("use_c2f")
+                seed = control("seed")
             with gr.Column():
                 model_choice = gr.Dropdown(label="model choice", choices=app.models.names,
                                            value=app.models.default, elem_id="model-choice")
@@ -393,7 +400,7 @@ def build_ui(app: VampApp):
                           trigger_mode="always_last", concurrency_limit=None, show_progress="hidden")
 
         def warn(exc: BaseException) -> None:
-            gr.Warning(one_line(user_error(exc)))
+            gr.Warning(describe_error(exc))
 
         def on_preview(input_path: Optional[str], model: Optional[str], *values: Any):
             """The mask preview over the loaded input's length; a problem is a warning, the image stays."""
@@ -583,13 +590,11 @@ def serve(models: Optional[Sequence[str]] = None, host: str = "127.0.0.1", port:
         import gradio  # noqa: F401
     except ImportError:
         raise ValueError("the app needs Gradio: pip install 'vampnet-ort[app]'") from None
-    if not models:
-        from .demo import DEMO_NOTE, demo_bundle_path
-
-        log(DEMO_NOTE)
-        registry = ModelRegistry([ModelEntry.read(demo_bundle_path(log=log), "demo")], threads)
-    else:
+    if models:
         registry = ModelRegistry.from_paths(models, threads)
+    else:
+        path, _ = bundle_dir(None, log)  # the demo bundle, with its note
+        registry = ModelRegistry([ModelEntry.read(path, "demo")], threads)
     log("models: " + ", ".join(f"{e.name} ({e.path})" for e in registry.entries) + f"; \"default\": {registry.default}")
     app = VampApp(registry)
     try:

@@ -16,7 +16,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from .fileio import publish
-from .paths import PathError, check_input_file, check_output_file
+from .paths import PathError, check_input_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -35,15 +35,18 @@ def _soundfile():
     return soundfile
 
 
-def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
-    """Samples float32 [channels, frames] in [-1, 1] (int formats scaled) and the sample rate of `path`.
+def read_audio(path: PathLike, *, checked: bool = False) -> Tuple[np.ndarray, int]:
+    """Samples float32 [channels, frames] in [-1, 1] (int formats scaled), all finite, and the sample rate of `path`.
 
-    Anything but a regular file (a FIFO, a device, a socket, a directory) is refused before it is opened."""
+    Anything but a regular file (a FIFO, a device, a socket, a directory) is refused before it is opened;
+    `checked`: the caller has just done that check (``pipeline.plan_file``)."""
     sf = _soundfile()
-    try:
-        p = check_input_file(path, "input audio")
-    except PathError as exc:
-        raise AudioError(str(exc)) from None
+    p = Path(path)
+    if not checked:
+        try:
+            check_input_file(p, "input audio")
+        except PathError as exc:
+            raise AudioError(str(exc)) from None
     try:
         data, sample_rate = sf.read(str(p), dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
@@ -109,16 +112,6 @@ def output_format(path: PathLike, sample_rate: Optional[int] = None) -> OutputFo
 def check_writable_format(path: PathLike) -> str:
     """The libsndfile format name for `path`'s extension; AudioError when it is missing or unsupported."""
     return output_format(path).format
-
-
-def check_output_path(path: PathLike, sample_rate: Optional[int] = None) -> Path:
-    """Everything write_audio needs, checked before any work: a supported extension (and rate), an existing
-    directory where a file can be created, and a path that is not a directory."""
-    output_format(path, sample_rate)
-    try:
-        return check_output_file(path, "output")
-    except PathError as exc:
-        raise AudioError(str(exc)) from None
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

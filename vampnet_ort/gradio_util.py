@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Sequence
 
+from .frontend import describe_error
+
 _NO_DEFAULT = inspect.Parameter.empty
 
 
@@ -25,18 +27,12 @@ def with_parameter_names(fn: Callable, names: Sequence[str], progress: Any = _NO
     return named
 
 
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
-
-
 def user_error(exc: BaseException):
-    """The ``gr.Error`` an exception is shown as: a user error (every error class of the package derives from
-    ValueError; OSError for files) in one line and without a traceback on the server console; anything else as an
-    internal error, with its traceback."""
+    """The ``gr.Error`` an exception is shown as (``frontend.describe_error``'s line): a user error (every error
+    class of the package derives from ValueError; OSError for files) without a traceback on the server console;
+    anything else as an internal error, with its traceback."""
     import gradio as gr
 
     if isinstance(exc, gr.Error):
         return exc
-    if isinstance(exc, (ValueError, OSError)):
-        return gr.Error(one_line(exc), print_exception=False)
-    return gr.Error(f"internal error: {type(exc).__name__}: {one_line(exc)}")
+    return gr.Error(describe_error(exc), print_exception=not isinstance(exc, (ValueError, OSError, MemoryError)))

@@ -12,17 +12,16 @@
   vocabulary size.
 
 Unknown metadata entries and unknown manifest fields are ignored, so later additions do not break old readers.
-The models are parsed with ``onnx.load(load_external_data=False)``: the weights in external files are not read.
+The models are read with ``vampnet_ort.onnx_wire`` (no ``onnx`` import): the weights in external files are not read.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Mapping
 
-import onnx
-from onnx import TensorProto
+from .onnx_wire import ModelSummary, WireError, read_model
 
 DECODE_INPUTS = ("codes", "mask", "seed", "num_steps", "temperature", "mask_temperature", "top_p", "typical_mass",
                  "typical_min_tokens", "sample_cutoff")
@@ -30,50 +29,9 @@ CODEC_METADATA = {"sample_rate": "sample_rate", "hop_length": "hop_length", "n_c
                   "codebook_size": "vocab_size"}  # graph metadata key -> vampnet.json field
 
 
-def _graph_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    yield from _node_tensors(graph.node)
-
-
-def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[TensorProto]:
-    for node in nodes:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("sparse_tensor"):
-                yield attr.sparse_tensor.values
-                yield attr.sparse_tensor.indices
-            for sparse in attr.sparse_tensors:
-                yield sparse.values
-                yield sparse.indices
-            if attr.HasField("g"):
-                yield from _graph_tensors(attr.g)
-            for sub in attr.graphs:
-                yield from _graph_tensors(sub)
-
-
-def external_files(model: onnx.ModelProto) -> set[str]:
+def external_files(model: ModelSummary) -> set[str]:
     """The ``location`` of every tensor stored outside `model` (main graph, subgraphs and functions)."""
-    tensors = list(_graph_tensors(model.graph))
-    for function in model.functions:
-        tensors.extend(_node_tensors(function.node))
-    locations = set()
-    for tensor in tensors:
-        if tensor.data_location == TensorProto.EXTERNAL:
-            entries = {entry.key: entry.value for entry in tensor.external_data}
-            locations.add(entries.get("location", ""))
-    return locations
-
-
-def _static_dim(value_info: onnx.ValueInfoProto, axis: int) -> Optional[int]:
-    dims = value_info.type.tensor_type.shape.dim
-    if axis >= len(dims) or not dims[axis].HasField("dim_value"):
-        return None
-    return int(dims[axis].dim_value)
+    return set(model.external_locations)
 
 
 def _int_metadata(meta: Mapping[str, str], key: str, fail: Callable[[str], Exception]) -> int:
@@ -85,41 +43,44 @@ def _int_metadata(meta: Mapping[str, str], key: str, fail: Callable[[str], Excep
         raise fail(f"metadata '{key}' is not an integer ({meta[key][:40]!r})") from None
 
 
-def load_graph(path: Path, fail: Callable[[str], Exception]) -> onnx.ModelProto:
+def load_graph(path: Path, fail: Callable[[str], Exception]) -> ModelSummary:
     try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise fail(f"not a valid ONNX model ({type(exc).__name__})") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return read_model(data)
+    except WireError as exc:
+        raise fail(f"not a valid ONNX model ({exc})") from None
 
 
-def check_codec_graph(model: onnx.ModelProto, kind: str, manifest: Mapping[str, Any],
+def check_codec_graph(model: ModelSummary, kind: str, manifest: Mapping[str, Any],
                       fail: Callable[[str], Exception]) -> None:
-    meta = {p.key: p.value for p in model.metadata_props}
+    meta = model.metadata
     for key, field in CODEC_METADATA.items():
         declared = _int_metadata(meta, key, fail)
         if declared != manifest[field]:
             raise fail(f"declares {key} {declared} but vampnet.json says {field} {manifest[field]}")
-    values = {v.name: v for v in list(model.graph.input) + list(model.graph.output)}
+    values = {**model.inputs, **model.outputs}
     if "codes" not in values:
         raise fail("has no 'codes' " + ("output" if kind == "codec_encoder" else "input"))
-    codebooks = _static_dim(values["codes"], 1)
+    codebooks = values["codes"].static_dim(1)
     if codebooks is not None and codebooks != manifest["n_codebooks"]:
         raise fail(f"has {codebooks} codebooks but vampnet.json says n_codebooks {manifest['n_codebooks']}")
 
 
-def check_decode_graph(model: onnx.ModelProto, stage_n_codebooks: int, stage_n_conditioning: int,
+def check_decode_graph(model: ModelSummary, stage_n_codebooks: int, stage_n_conditioning: int,
                        vocab_size: int, fail: Callable[[str], Exception], *, decode: bool) -> None:
-    inputs = {v.name: v for v in model.graph.input}
+    inputs = model.inputs
     if decode:
         missing = [name for name in DECODE_INPUTS if name not in inputs]
         if missing:
             raise fail(f"lacks the decode inputs {missing}")
     if "codes" in inputs:
-        codebooks = _static_dim(inputs["codes"], 1)
+        codebooks = inputs["codes"].static_dim(1)
         if codebooks is not None and codebooks != stage_n_codebooks:
             raise fail(f"takes {codebooks} codebooks but vampnet.json says {stage_n_codebooks}")
-    meta = {p.key: p.value for p in model.metadata_props}
-    raw = meta.get("vampnet_ort.model_config")
+    raw = model.metadata.get("vampnet_ort.model_config")
     if raw is None:
         return
     try:
