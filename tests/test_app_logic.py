@@ -140,8 +140,9 @@ def test_the_space_api_is_upstreams_signature() -> None:
                     model_choice="default", n_mask_codebooks=3, pitch_shift_amt=0, sample_cutoff=1.0,
                     sampling_steps=36, beat_mask_ms=0, num_feedback_steps=1)
     assert space_api.API_NAME == "vamp_1" and space_api.NAMES == tuple(upstream)
-    assert {p.name: p.default for p in space_api.PARAMETERS} == {k: v for k, v in upstream.items() if v is not None}
-    for p in space_api.PARAMETERS:  # every upstream keyword reaches a control of the app (or the model choice)
+    parameters = space_api.parameters(Controls())
+    assert {p.name: p.default for p in parameters} == {k: v for k, v in upstream.items() if v is not None}
+    for p in parameters:  # every upstream keyword reaches a control of the app (or the model choice)
         assert p.control == space_api.MODEL_CHOICE or p.control in Controls.__dataclass_fields__, p
     controls, model = space_api.controls_of(dict(periodic_p=3, n_mask_codebooks=5, model_choice="x"))
     assert controls == dict(periodic_prompt=3, compression_prompt=5) and model == "x"

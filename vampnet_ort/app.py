@@ -492,7 +492,7 @@ def _api_inputs(gr: Any, names: Sequence[str], defaults: Sequence[Any]) -> List[
 
 def _add_space_api(app: VampApp, outputs: List[Any], gr: Any) -> None:
     """Upstream's Space API ``/vamp_1`` (``space_api``), with upstream's defaults."""
-    inputs = _api_inputs(gr, space_api.NAMES, [None, *(p.default for p in space_api.PARAMETERS)])
+    inputs = _api_inputs(gr, space_api.NAMES, [None, *(p.default for p in space_api.parameters(Controls()))])
 
     def upstream_vamp(input_audio: Optional[str], *values: Any, progress: Any = None):
         try:
@@ -521,35 +521,23 @@ def _run(app: VampApp, input_path: Optional[str], controls: Controls, model: Opt
         raise user_error(exc) from None
 
 
-# HARP's sliders: the UI's ranges and steps for upstream's HARP controls (label, minimum, maximum, step)
-_HARP_SLIDERS: Dict[str, Tuple[str, float, Optional[float], float]] = {
-    "temperature": ("sample temperature", 0.0, 10.0, 0.01),
-    "periodic_prompt": ("periodic prompt", 0, 64, 1),
-    "dropout": ("mask dropout", 0.0, 1.0, 0.01),
-    "compression_prompt": ("compression prompt", 1, None, 1),
-    "beat_mask_ms": ("beat mask width (ms)", 0, 200, 1),
-}
-_HARP_INFO = {
-    "temperature": "sampling temperature; 0 = argmax (most likely token)",
-    "periodic_prompt": "keep every N-th frame of the input as a prompt (0 = off); smaller keeps more",
-    "dropout": "probability of dropping each kept frame from the prompt",
-    "compression_prompt": "keep codebooks below N everywhere (N = 1: only the coarsest); regenerate the rest",
-    "model_choice": "the model bundle to use",
-    "beat_mask_ms": "also keep this much audio after each detected beat (0 = off)",
-}
+_MODEL_CHOICE_INFO = "the model to run (the bundles the app serves)"
 
 
 def harp_endpoint(app: VampApp, defaults: Controls) -> harp.Endpoint:
-    """HARP's view of the app: upstream's six controls with the UI's ranges and start values."""
+    """HARP's view of the app: upstream's six controls, with upstream's labels and the app's ranges, steps and help
+    (``options.OPTIONS``) and start values (`defaults`)."""
+    table = by_control()
     named: List[Tuple[str, harp.Control]] = []
-    for name in harp.CONTROL_NAMES:
-        if name == "model_choice":
-            named.append((name, harp.Dropdown("model choice", _HARP_INFO[name], app.models.names,
-                                              app.models.default)))
+    for name, label in harp.CONTROLS:
+        if name == space_api.MODEL_CHOICE:
+            named.append((name, harp.Dropdown(label, _MODEL_CHOICE_INFO, app.models.names, app.models.default)))
             continue
-        label, low, high, step = _HARP_SLIDERS[name]
-        named.append((name, harp.Slider(label, _HARP_INFO[name], low, app.n_codebooks if high is None else high,
-                                        step, getattr(defaults, name))))
+        option = table[name]
+        assert option.app is not None and option.app.low is not None and option.step is not None, name
+        high = app.n_codebooks if option.app.high is None else option.app.high
+        named.append((name, harp.Slider(label, option.help, option.app.low, high, option.step,
+                                        getattr(defaults, name))))
     note = " (demo bundle: not music)" if app.demo else ""
     return harp.Endpoint(
         input_track=harp.AudioTrack("input audio", "the audio to vamp on", required=True),

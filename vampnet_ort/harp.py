@@ -120,8 +120,12 @@ CARD = ModelCard(
     author="hugo flores garc\u00eda et al. (descript/northwestern); ONNX Runtime port: vampnet-ort",
     tags=["sound", "generation"],
 )
-# The six controls of upstream's HARP card, in its order (the app supplies their labels, bounds and defaults).
-CONTROL_NAMES = ("temperature", "periodic_prompt", "dropout", "compression_prompt", "model_choice", "beat_mask_ms")
+# The six controls of upstream's HARP card, in its order: the app's control each sets, upstream's label (the app
+# supplies ranges, steps, help and start values).
+CONTROLS: Tuple[Tuple[str, str], ...] = (
+    ("temperature", "sample temperature"), ("periodic_prompt", "periodic prompt"), ("dropout", "mask dropout"),
+    ("compression_prompt", "compression prompt"), ("model_choice", "model choice"),
+    ("beat_mask_ms", "beat mask width (ms)"))
 # What upstream's ``harp_vamp`` fixes, by the app's control names (the seed: see the module's docstring).
 FIXED_CONTROLS: Dict[str, Any] = dict(sampling_steps=36, typical_filtering=False, typical_min_tokens=1, top_p=0.0,
                                       sample_cutoff=1.0, onset_mask_width=0, time_stretch=1, feedback_steps=1,
