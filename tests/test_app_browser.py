@@ -261,7 +261,8 @@ def test_model_dropdown_selects_the_model(browser, url: str, clip: Path, tmp_pat
     _wait(d, lambda d: next((o for o in _css(d, "[role=option]") if o.text.strip() == "fine-tune"), None),
           "the model option").click()
     _wait(d, lambda d: _css(d, "#model-choice input")[0].get_attribute("value") == "fine-tune", "the model chosen")
-    seed = _css(d, "#seed input")[0]
+    seed = d.find_element(By.XPATH, "//label[.//*[starts-with(normalize-space(text()), 'seed')]]"
+                                    "//*[self::input or self::textarea]")  # the seed box, found by its label
     seed.clear()
     seed.send_keys("5")
     _upload(d, clip)
