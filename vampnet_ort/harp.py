@@ -35,11 +35,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 
 from .gradio_util import with_parameter_names
 
-PYHARP_VERSION = "0.3.0"
+PYHARP_VERSION = "0.3.0"  # the protocol versions this module follows (module docstring)
 HARP_VERSION = "3.0.1"
 HARP_SEED = 1
 LABEL_LIST_TYPE = "pyharp.LabelList"
-FILE_DATA_TYPE = "gradio.FileData"
 
 
 @dataclass(frozen=True)
