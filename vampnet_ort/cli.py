@@ -98,10 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     frontend.add_verbose(d)
 
     a = sub.add_parser("app", help="start the Gradio app (needs the 'app' extra)",
-                       description="Serve a Gradio UI with the controls of upstream VampNet's app, and the API "
-                                   "endpoint /vamp. Without --models the built-in demo bundle is used (random "
+                       description="Serve a Gradio UI with the controls of upstream VampNet's app, the API "
+                                   "endpoints /vamp and /vamp_1 (upstream's Space API) and HARP's endpoints (use "
+                                   "it from a DAW). Without --models the built-in demo bundle is used (random "
                                    "weights: not music). Needs: pip install 'vampnet-ort[app]'.")
-    frontend.add_models(a, "bundle directory (default: the demo bundle)")
+    a.add_argument("--models", metavar="DIR", action="append",
+                   help="a bundle directory, or a folder of bundle directories; repeat for more models (listed in "
+                        "this order; each loads when first chosen). Default: the demo bundle")
     frontend.add_server(a, port_help="port (default: Gradio's, 7860 or the next free one)")
     a.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     frontend.add_threads(a)
@@ -231,8 +234,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_app(args: argparse.Namespace) -> int:
     frontend.check_port(args.port)
     frontend.check_threads(args.threads)
-    if args.models is not None and not Path(args.models).is_dir():
-        raise ValueError(f"--models {args.models}: no such directory")
+    for models in args.models or ():
+        if not Path(models).is_dir():
+            raise ValueError(f"--models {models}: no such directory")
     from .app import serve
 
     serve(args.models, host=args.host, port=args.port, share=args.share, threads=args.threads, log=frontend.logger(False))
