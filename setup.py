@@ -178,12 +178,18 @@ vendor_ort_web()
 PACKAGE_DIRS = {"vampnet_ort": "vampnet_ort", "vampnet_ort.ops": "ops", "vampnet_ort.export": "export"}
 
 
+# Folders of data files shipped inside the package (no __init__.py): listed as packages so that setuptools ships
+# them as data without warning that they are "importable but absent from packages".
+# vendor/ exists only after `npm ci` (vendor_ort_web above); without it the package ships no vendor files.
+DATA_PACKAGES = ("vampnet_ort.web",) + (("vampnet_ort.web.vendor",) if VENDOR_DIR.is_dir() else ())
+
+
 def packages() -> list[str]:
     found = []
     for name, directory in PACKAGE_DIRS.items():
         found.append(name)
         found += [f"{name}.{sub}" for sub in find_packages(where=directory)]
-    return found
+    return found + list(DATA_PACKAGES)
 
 
 def package_dirs() -> dict[str, str]:
@@ -198,7 +204,9 @@ setup(
     packages=packages(),
     package_dir=package_dirs(),
     # the native libraries come from build_ext; the web app's files (vendor/: copied from node_modules)
-    package_data={"vampnet_ort": ["py.typed", "web/*.html", "web/*.js", "web/*.css", "web/vendor/*"]},
+    package_data={"vampnet_ort": ["py.typed"], "vampnet_ort.web": ["*.html", "*.js", "*.css", "*.json"],
+                  "vampnet_ort.web.vendor": ["*"]},
+    include_package_data=False,  # package data is exactly the list above (MANIFEST.in's C++ sources stay sdist-only)
     ext_modules=[CMakeExtension("vampnet_ort._kernels")],
     cmdclass={"build_ext": CMakeBuild},
     # setuptools' own build folders per configuration too: two configurations built at once (e.g. scripts/test.sh

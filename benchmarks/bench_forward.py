@@ -52,7 +52,7 @@ def forward_flops(c: VampNetConfig, t: int) -> float:
 
 
 def position_bias(rel_table: np.ndarray, t: int) -> np.ndarray:
-    """[1, H, T, T] T5 bias (golden/README.md item 10), computed in numpy for the ORT-only graph."""
+    """[1, H, T, T] T5 bias (tests/golden/README.md item 10), computed in numpy for the ORT-only graph."""
     rel = np.arange(t)[None, :] - np.arange(t)[:, None]
     n = np.abs(rel)
     with np.errstate(divide="ignore"):

@@ -1,4 +1,4 @@
-"""``export_bundle``: upstream checkpoints -> a vampnet-ort model bundle directory (SPEC.md section 5).
+"""``export_bundle``: upstream checkpoints -> a vampnet-ort model bundle directory (docs/SPEC.md section 5).
 
 The bundle is written into a temporary sibling directory and renamed into place at the end, so a failed export
 leaves nothing half-written behind. ``vampnet.json`` lists every file with its sha256 and size.
@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from vampnet_ort import codec as codec_chunking
 from vampnet_ort.codec_geometry import CodecConfig
@@ -22,6 +22,7 @@ from vampnet_ort.version import __version__
 
 from .codec import export_codec
 from .checkpoint import CheckpointError
+from .hub import DEFAULT_REPO, HubModel, fetch_model
 from .decode_graph import decode_graph
 from .quantize import QuantizeError, check_precision
 from .vampnet_export import (
@@ -37,7 +38,7 @@ from .vampnet_export import (
 BUNDLE_FORMAT = "vampnet-ort-bundle"
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST_NAME = "vampnet.json"
-# Chunk sizes of the upstream pipeline (SPEC.md section 3): 10 s coarse chunks, 3 s c2f chunks at 57.4 frames/s.
+# Chunk sizes of the upstream pipeline (docs/SPEC.md section 3): 10 s coarse chunks, 3 s c2f chunks at 57.4 frames/s.
 COARSE_CHUNK_FRAMES = 575
 C2F_CHUNK_FRAMES = 173
 
@@ -137,8 +138,8 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
 def export_bundle(
     out_dir: str | os.PathLike,
     *,
-    codec: CheckpointSource,
-    coarse: CheckpointSource,
+    codec: CheckpointSource | None = None,
+    coarse: CheckpointSource | None = None,
     c2f: CheckpointSource | None = None,
     logits: bool = False,
     lora_coarse: LoraSource = None,
@@ -146,6 +147,10 @@ def export_bundle(
     demo: bool = False,
     overwrite: bool = False,
     quantize: str = "none",
+    hf: str | bool | None = None,
+    hf_model: str | None = None,
+    hf_revision: str | None = None,
+    hf_log: Callable[[str], None] | None = None,
 ) -> Path:
     """Export a bundle to `out_dir` and return its path.
 
@@ -157,11 +162,27 @@ def export_bundle(
     renamed into place with RENAME_NOREPLACE, so two exports to one `out_dir` never silently replace each other.
     quantize: ``none`` (float32), ``int8`` or ``int4`` weights for the transformer linears; the codec stays float32
     (docs/QUANTIZATION.md). Each graph's precision is recorded in ``vampnet.json``.
+    hf: take codec, coarse and c2f from this Hugging Face Hub model repository (``True``: ``hugggof/vampnet``)
+    instead of local files, at `hf_revision` (default ``main``); hf_model: a fine-tune (``loras/NAME/``) in
+    place of the base transformers (``default`` or None: the base). The repository, commit, files with their
+    sha256 and the model name go into ``vampnet.json`` (``hf``, ``model_name``); `hf_log` gets one line per file.
     """
     try:
         check_precision(quantize)
     except QuantizeError as exc:
         raise ExportError(str(exc)) from None
+    hub_model: HubModel | None = None
+    if hf is not None and hf is not False:
+        if codec is not None or coarse is not None or c2f is not None:
+            raise ExportError("hf takes codec, coarse and c2f from the Hub: give either hf or local checkpoints")
+        check_target(out_dir, overwrite=overwrite, inputs=(lora_coarse, lora_c2f))  # fail before downloading
+        hub_model = fetch_model(DEFAULT_REPO if hf is True else str(hf), hf_model or "default", hf_revision,
+                                log=hf_log)
+        codec, coarse, c2f = hub_model.paths["codec"], hub_model.paths["coarse"], hub_model.paths["c2f"]
+    elif hf_model is not None or hf_revision is not None:
+        raise ExportError("hf_model and hf_revision need hf (a Hugging Face Hub repository)")
+    if codec is None or coarse is None:
+        raise ExportError("a codec and a coarse checkpoint are needed (or hf, to download them)")
     out = check_target(out_dir, overwrite=overwrite, inputs=(codec, coarse, c2f, lora_coarse, lora_c2f))
     out.parent.mkdir(parents=True, exist_ok=True)
     codec_ckpt = as_checkpoint(codec, "codec checkpoint")
@@ -213,6 +234,10 @@ def export_bundle(
                 p.name: _file_entry(p, precisions.get(p.name)) for p in sorted(tmp.iterdir()) if p.is_file()
             },
         }
+        if hub_model is not None:
+            manifest["model_name"] = hub_model.model
+            manifest["hf"] = hub_model.manifest_entry({"codec": codec_ckpt.sha256, "coarse": entries["coarse"][
+                "source_sha256"], "c2f": entries["c2f"]["source_sha256"]})
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
         os.chmod(tmp, 0o755)
         _publish(tmp, out, overwrite)

@@ -1,59 +1,51 @@
 """Reading upstream VampNet / LAC checkpoints safely, and folding weight norm and LoRA.
 
 A checkpoint is one ``torch.save`` of ``{"state_dict": {name: Tensor}, "metadata": {"kwargs": {...}}}``
-(audiotools ``BaseModel.save(package=False)``). It is only ever read with ``torch.load(weights_only=True)``:
-a file that needs arbitrary unpickling (pickled classes or code) is refused, never executed.
-
-PyTorch is imported lazily and only here: everything downstream works on numpy arrays.
+(audiotools ``BaseModel.save(package=False)``). It is read without PyTorch by ``pth_reader.read_pth``, a
+restricted unpickler that accepts only what such a state dict holds: a file that needs arbitrary unpickling
+(pickled classes or code) is refused, never executed. Everything downstream works on numpy arrays.
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import ml_dtypes
 import numpy as np
 
 from vampnet_ort.fileio import file_sha256
+
+from .pth_reader import PthError, read_pth
+from .pth_writer import write_pth
+
+# Tensor dtypes a checkpoint's weights may have; each is converted to float32 exactly.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16), np.dtype(np.float64))
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, unsafe, or not matching the expected architecture."""
 
 
-def _torch():
+def _read(path: Path) -> Any:
     try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise CheckpointError(
-            "reading .pth checkpoints needs PyTorch (export only): pip install 'vampnet-ort[export]'"
-        ) from exc
-    return torch
-
-
-def _safe_torch_load(path: Path) -> Any:
-    torch = _torch()
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        text = str(exc)
-        if "Weights only load failed" in text or "weights_only" in text or "Unsupported global" in text:
-            raise CheckpointError(
-                f"{path}: refused: the file holds pickled objects that weights_only loading does not allow "
-                "(it may try to run code); only plain state_dict checkpoints are accepted"
-            ) from None
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {text.splitlines()[0] if text else ''})") from None
+        return read_pth(path)
+    except PthError as exc:
+        raise CheckpointError(str(exc)) from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _to_numpy(name: str, value: Any, path: Path) -> np.ndarray:
-    torch = _torch()
-    if not isinstance(value, torch.Tensor):
+    if not isinstance(value, np.ndarray):
         raise CheckpointError(f"{path}: state_dict entry '{name}' is a {type(value).__name__}, not a tensor")
-    if not value.is_floating_point():
+    if value.dtype not in FLOAT_DTYPES:
         raise CheckpointError(f"{path}: state_dict entry '{name}' has dtype {value.dtype}, expected a float tensor")
-    return value.detach().to(torch.float32).contiguous().numpy()
+    # float32 storage stays the read-only view of the bytes read (no second copy of a release-size checkpoint)
+    return np.ascontiguousarray(value, dtype=np.float32)
 
 
 @dataclass
@@ -67,11 +59,11 @@ class Checkpoint:
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Load an upstream VampNet or LAC checkpoint (weights_only) into numpy."""
+    """Load an upstream VampNet or LAC checkpoint into float32 numpy arrays (no PyTorch, nothing executed)."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such checkpoint file")
-    raw = _safe_torch_load(p)
+    raw = _read(p)
     if not isinstance(raw, Mapping) or "state_dict" not in raw:
         raise CheckpointError(f"{p}: expected a dict with 'state_dict' and 'metadata' (audiotools BaseModel.save format)")
     metadata = raw.get("metadata")
@@ -89,7 +81,7 @@ def load_lora_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such LoRA file")
-    raw = _safe_torch_load(p)
+    raw = _read(p)
     if isinstance(raw, Mapping) and "state_dict" in raw and isinstance(raw["state_dict"], Mapping):
         raw = raw["state_dict"]
     if not isinstance(raw, Mapping):
@@ -104,24 +96,17 @@ def load_lora_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, np.ndarray], kwargs: Mapping[str, Any]) -> None:
-    """Write a checkpoint in the upstream format (used by the random-checkpoint generator)."""
-    torch = _torch()
-    from collections import OrderedDict
-
-    sd = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))) for k, v in state.items())
-    torch.save({"state_dict": sd, "metadata": {"kwargs": dict(kwargs)}}, str(path))
+    """Write a checkpoint in the upstream format (torch.save's zip; used by the random-checkpoint generator)."""
+    sd = OrderedDict((k, np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items())
+    write_pth(path, {"state_dict": sd, "metadata": {"kwargs": dict(kwargs)}})
 
 
 def save_lora_file(path: str | os.PathLike, lora: Mapping[str, np.ndarray]) -> None:
     """Write a separate LoRA file (a plain state_dict of ``*.lora_A`` / ``*.lora_B``), as fine-tuning saves it."""
-    torch = _torch()
-    from collections import OrderedDict
-
     bad = [k for k in lora if not (k.endswith(".lora_A") or k.endswith(".lora_B"))]
     if bad:
         raise CheckpointError(f"a LoRA file may hold only lora_A/lora_B tensors; got {bad[:3]}")
-    sd = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))) for k, v in lora.items())
-    torch.save(sd, str(path))
+    write_pth(path, OrderedDict((k, np.ascontiguousarray(v, dtype=np.float32)) for k, v in lora.items()))
 
 
 def check_finite(array: np.ndarray, name: str, source: str) -> np.ndarray:

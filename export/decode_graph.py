@@ -1,6 +1,6 @@
 """The decode graph (``coarse.onnx`` / ``c2f.onnx``): VampNet's whole iterative decode in one ONNX ``Loop``.
 
-Inputs/outputs are SPEC.md section 5 exactly::
+Inputs/outputs are docs/SPEC.md section 5 exactly::
 
     codes int64 [B, C, T], mask int64 [B, C, T] (1 = regenerate), seed int64 [], num_steps int64 [],
     temperature float [], mask_temperature float [], top_p float [], typical_mass float [],
@@ -41,7 +41,7 @@ SCALAR_FLOAT_INPUTS = ("temperature", "mask_temperature", "top_p", "typical_mass
 
 def decode_inputs(config: VampNetConfig) -> list[onnx.ValueInfoProto]:
     f, i64 = TensorProto.FLOAT, TensorProto.INT64
-    # seed is declared [] (SPEC.md section 5): onnx.checker requires every graph input to declare its rank, so
+    # seed is declared [] (docs/SPEC.md section 5): onnx.checker requires every graph input to declare its rank, so
     # one input cannot accept both [] and [B]. Item b is keyed by seed + b (PhiloxUniform), so an item's draws do
     # not depend on the rest of the batch: item b of a batch with seed s == the item alone with seed s + b.
     seed = helper.make_tensor_value_info("seed", i64, [])

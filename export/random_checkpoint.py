@@ -1,6 +1,6 @@
 """Random VampNet and LAC checkpoints in the upstream format, at any size (tests and benchmarks).
 
-The key layout and the weight scales follow golden/README.md ("Checkpoint format", "How the weights were
+The key layout and the weight scales follow tests/golden/README.md ("Checkpoint format", "How the weights were
 randomised"), so a generated checkpoint exercises every fold the exporter performs (weight norm, LoRA, the MASK
 rows) with values of realistic magnitude. Results are ``Checkpoint`` objects holding numpy arrays; write them with
 ``save_checkpoint`` (and ``save_lora_file``) when a ``.pth`` is needed.
@@ -49,12 +49,12 @@ def vampnet_kwargs(
     }
 
 
-# The released VampNet models (SPEC.md section 1).
+# The released VampNet models (docs/SPEC.md section 1).
 RELEASE_COARSE_KWARGS = vampnet_kwargs(n_heads=20, n_layers=20, n_codebooks=4, embedding_dim=1280)
 RELEASE_C2F_KWARGS = vampnet_kwargs(
     n_heads=20, n_layers=16, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=1280
 )
-# The golden tiny models (golden/README.md "Configs").
+# The golden tiny models (tests/golden/README.md "Configs").
 GOLDEN_COARSE_KWARGS = vampnet_kwargs(n_heads=4, n_layers=3, n_codebooks=4, embedding_dim=64)
 GOLDEN_C2F_KWARGS = vampnet_kwargs(n_heads=4, n_layers=2, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=64)
 

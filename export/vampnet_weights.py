@@ -1,6 +1,6 @@
 """VampNet checkpoint -> the folded float32 weights the ONNX graphs use.
 
-Reads the upstream layout (golden/README.md "VampNet keys") through ``StateReader`` so that every tensor of the
+Reads the upstream layout (tests/golden/README.md "VampNet keys") through ``StateReader`` so that every tensor of the
 checkpoint is used exactly once (missing, unexpected and mis-shaped keys are errors), and folds at export time:
 
 - weight norm (classifier) and LoRA (``W + lora_B @ lora_A * alpha / r``, alpha = 1),

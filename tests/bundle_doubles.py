@@ -4,7 +4,7 @@ pipeline's orchestration (chunking, masks, seeds, padding, files) exactly and fa
 - codec_encoder: audio [B, 1, N] -> codes [B, C, N / hop]: code(c, t) = (floor((mean of frame t + 1) * 500) + c) mod V
 - codec_decoder: codes [B, C, T] -> audio [B, 1, T * hop]: every sample of frame t = codes[:, 0, t] / V - 0.5
 - decode graphs (coarse.onnx, c2f.onnx): codes_out = codes where mask == 0 or the codebook is conditioning, else
-  ((seed + b) mod 1009) + 7 * codebook, in [0, V) (seed int64 [], item b keyed seed + b as in SPEC.md section 5); the sampling inputs are declared (the real interface) but unused.
+  ((seed + b) mod 1009) + 7 * codebook, in [0, V) (seed int64 [], item b keyed seed + b as in docs/SPEC.md section 5); the sampling inputs are declared (the real interface) but unused.
 """
 
 from __future__ import annotations

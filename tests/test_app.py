@@ -16,7 +16,7 @@ gradio_client = pytest.importorskip("gradio_client", reason="the app tests need 
 
 import app_testing  # noqa: E402
 from cli_testing import cli_command  # noqa: E402
-from vampnet_ort.app import CONTROL_NAMES, Controls  # noqa: E402
+from vampnet_ort.app import CONTROL_NAMES, START_PRESET, preset_controls  # noqa: E402
 
 SECONDS = 2.0
 RATE = 22050
@@ -26,7 +26,11 @@ RATE = 22050
 def url(tmp_path_factory: pytest.TempPathFactory):
     cache = tmp_path_factory.getbasetemp() / "app-cache"  # shared with the browser tests: one demo bundle build
     cache.mkdir(exist_ok=True)
-    yield from app_testing.start_app(cache, tmp_path_factory.mktemp("app-log") / "server.log")
+    log = tmp_path_factory.mktemp("app-log") / "server.log"
+    for running in app_testing.start_app(cache, log):
+        yield running
+        assert not app_testing.tracebacks(log), "user errors printed tracebacks:\n" + "\n".join(
+            app_testing.tracebacks(log))
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +55,17 @@ def _vamp(client, clip: Path, **controls) -> list:
 
 
 def test_api_parameters_have_the_ui_defaults(client) -> None:
+    """/vamp's parameters: the input, every control with the value the UI starts with (the start preset), the
+    model choice (the first model)."""
     info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/vamp"]
     params = info["parameters"]
-    assert [p["parameter_name"] for p in params] == ["input_audio", *CONTROL_NAMES]
+    assert [p["parameter_name"] for p in params] == ["input_audio", *CONTROL_NAMES, "model_choice"]
     assert not params[0]["parameter_has_default"]
-    defaults = Controls()
-    for p in params[1:]:
+    defaults = preset_controls(START_PRESET)
+    for p in params[1:-1]:
         assert p["parameter_has_default"], p["parameter_name"]
         assert p["parameter_default"] == getattr(defaults, p["parameter_name"]), p["parameter_name"]
+    assert params[-1]["parameter_default"] == "demo"
     assert len(info["returns"]) == 2
 
 
@@ -89,8 +96,9 @@ def test_vamp_with_every_input_control(client, clip: Path) -> None:
 @pytest.mark.parametrize("controls, fragment", [
     (dict(conditioning_codebooks=5, compression_prompt=2, sampling_steps=2), None),  # allowed: a valid corner
     (dict(periodic_prompt=3.5), "whole number"),
-    (dict(compression_prompt=99), "maximum"),
-    (dict(dropout=1.5), "maximum"),
+    (dict(compression_prompt=99), "beyond the model's 14 codebooks"),
+    (dict(dropout=1.5), "dropout"),
+    (dict(model_choice="nope"), "unknown model 'nope'"),
 ])
 def test_impossible_settings_are_errors(client, clip: Path, controls: dict, fragment) -> None:
     if fragment is None:
@@ -133,6 +141,58 @@ def test_second_job_waits_in_the_queue_and_progress_names_the_stages(client, cli
     assert queued and queued[-1] == 0, "the second job did not wait in the queue while the first ran"
     assert stages >= {"coarse decode", "coarse-to-fine"} and stages <= {"encoding", "coarse decode", "coarse-to-fine",
                                                                        "decoding audio"}, stages
+
+
+# ------------------------------------------------------------------- upstream's Space API, as its clients call it
+UPSTREAM = dict(sampletemp=1.0, top_p=0.0, periodic_p=7, dropout=0.0, stretch_factor=1, onset_mask_width=0,
+                typical_filtering=True, typical_mass=0.15, typical_min_tokens=64, seed=0, model_choice="default",
+                n_mask_codebooks=3, pitch_shift_amt=0, sample_cutoff=1.0, sampling_steps=36, beat_mask_ms=0,
+                num_feedback_steps=1)  # upstream app.py api_vamp's parameters after input_audio, with its defaults
+
+
+def _upstream(client, clip: Path, **kwargs) -> list:
+    result = client.predict(input_audio=gradio_client.handle_file(str(clip)), api_name="/vamp_1", **kwargs)
+    assert isinstance(result, (list, tuple)) and len(result) == 2, result
+    return [sf.read(path, dtype="float32") for path in result]
+
+
+def test_vamp_1_is_upstreams_signature(client) -> None:
+    info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/vamp_1"]
+    params = info["parameters"]
+    assert [p["parameter_name"] for p in params] == ["input_audio", *UPSTREAM]
+    assert not params[0]["parameter_has_default"]
+    assert {p["parameter_name"]: p["parameter_default"] for p in params[1:]} == UPSTREAM
+    assert len(info["returns"]) == 2
+
+
+def test_vamp_1_with_none_and_every_keyword(client, clip: Path) -> None:
+    for audio, rate in _upstream(client, clip):  # nothing but the input: upstream's defaults, a random seed
+        assert rate == 44100 and abs(audio.size / rate - SECONDS) < 1.0 / rate + 1e-9 and np.isfinite(audio).all()
+    # every keyword, as upstream's looper client (unloop/client.py) submits them
+    given = dict(sampletemp=0.9, top_p=0.9, periodic_p=5, dropout=0.1, stretch_factor=1, onset_mask_width=2,
+                 typical_filtering=True, typical_mass=0.2, typical_min_tokens=16, seed=21, model_choice="demo",
+                 n_mask_codebooks=4, pitch_shift_amt=2, sample_cutoff=0.9, sampling_steps=6, beat_mask_ms=40,
+                 num_feedback_steps=2)
+    assert set(given) == set(UPSTREAM)
+    first = _upstream(client, clip, **given)
+    again = _upstream(client, clip, **given)
+    other = _upstream(client, clip, **{**given, "seed": 22})
+    for (a, rate), (b, _), (c, _) in zip(first, again, other):
+        assert rate == 44100 and abs(a.size / rate - SECONDS) < 1.0 / rate + 1e-9
+        np.testing.assert_array_equal(a, b)  # seed s reproduces
+    np.testing.assert_array_equal(other[0][0], first[1][0])  # variation 1 of seed s = variation 0 of seed s + 1
+    assert not np.array_equal(first[0][0], first[1][0])
+    stretched = _upstream(client, clip, seed=3, stretch_factor=2, sampling_steps=2)
+    assert all(abs(a.size / r - 2 * SECONDS) < 1.0 / r + 1e-9 for a, r in stretched)
+
+
+def test_vamp_1_errors_name_the_problem(client, clip: Path) -> None:
+    for kwargs, fragment in ((dict(n_mask_codebooks=99), "beyond the model's 14 codebooks"),
+                             (dict(model_choice="saxophone"), "unknown model 'saxophone'"),
+                             (dict(periodic_p=2.5), "whole number")):
+        with pytest.raises(Exception) as info:
+            _upstream(client, clip, **kwargs)
+        assert fragment in str(info.value), str(info.value)
 
 
 def test_app_command_errors() -> None:

@@ -60,11 +60,6 @@ def audio_files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix in (".wav", ".flac", ".ogg")}
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bd.write_bundle(tmp_path_factory.mktemp("batch") / "bundle")
-
-
 @pytest.fixture()
 def collection(tmp_path: Path) -> Path:
     col = tmp_path / "col"
@@ -234,40 +229,27 @@ def test_python_api(bundle: Path, collection: Path, tmp_path: Path) -> None:
     assert read_report(tmp_path / "out" / REPORT) == records
 
 
-def test_option_round_trip_through_the_cli_builder() -> None:
-    from vampnet_ort.batch.options import (
-        apply_overrides,
-        default_namespace,
-        namespace_from_options,
-        options_from_dict,
-        options_from_namespace,
-        options_to_dict,
-    )
+def test_option_round_trip_through_the_overrides() -> None:
+    from vampnet_ort.options import VampOptions, apply_overrides, options_from_json, options_to_json
 
-    args = apply_overrides(default_namespace(), {
+    options = apply_overrides(VampOptions(), {
         "seed": "11", "steps": 5, "temperature": 0.5, "mask_temperature": 3, "top_p": 0.9, "typical_mass": 0.2,
         "typical_min_tokens": 8, "sample_cutoff": 0.5, "variations": 2, "feedback_steps": 2, "time_stretch": 2,
         "c2f_steps": 3, "c2f_temperature": 0.7, "c2f_mask_temperature": 2, "c2f_sample_cutoff": 0.3,
         "no_c2f": "yes", "intensity": 0.8, "prefix": 0.1, "suffix": 0.2, "period": 5, "width": 2,
         "no_random_roll": True, "onset_width": 1, "beat_width": 20, "downbeats_only": 1, "dropout": 0.1,
         "conditioning_codebooks": 1, "upper_codebook_mask": 4})
-    options = options_from_namespace(args)
-    assert options_from_namespace(namespace_from_options(options)) == options
-    assert options_from_dict(json.loads(json.dumps(options_to_dict(options)))) == options
+    assert options_from_json(json.loads(json.dumps(options_to_json(options)))) == options
     assert options.seed == 11 and options.mask.periodic_random_roll is False and options.use_c2f is False
+    assert options.c2f.top_p == options.coarse.top_p == 0.9  # a flag name sets both stages, as on the CLI
+    by_path = apply_overrides(VampOptions(), {"mask.periodic_period": 5, "coarse.top_p": 0.5, "use_c2f": "false"})
+    assert (by_path.mask.periodic_period, by_path.coarse.top_p, by_path.c2f.top_p, by_path.use_c2f) == (5, 0.5, 0.0, False)
 
 
 def _demo_clips(root: Path, count: int, seconds: float = 1.5) -> Path:
     for i in range(count):
         tone(root / f"g{i % 2}" / f"clip{i}.wav", seconds, 22050, 110 * (i + 2), channels=1 + i % 2)
     return root
-
-
-@pytest.fixture(scope="module")
-def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vampnet_ort.demo import build_demo_bundle
-
-    return build_demo_bundle(tmp_path_factory.mktemp("demo") / "bundle")
 
 
 def test_demo_bundle_batch_equals_vamp_for_the_same_seed(demo_bundle: Path, tmp_path: Path) -> None:

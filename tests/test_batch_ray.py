@@ -11,13 +11,6 @@ import ray  # noqa: F401  (the test extras install Ray: a missing Ray is a failu
 from test_batch import REPORT, _demo_clips, audio_files, partials, run, tone
 
 
-@pytest.fixture(scope="module")
-def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vampnet_ort.demo import build_demo_bundle
-
-    return build_demo_bundle(tmp_path_factory.mktemp("demo-ray") / "bundle")
-
-
 def _records(out: Path) -> dict:
     return {Path(r["output"]).relative_to(out).as_posix(): r
             for r in map(json.loads, (out / REPORT).read_text().splitlines())}

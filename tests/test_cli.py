@@ -30,20 +30,6 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
         assert fragment in lines[0], (fragment, lines[0])
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bd.write_bundle(tmp_path_factory.mktemp("cli") / "bundle")
-
-
-@pytest.fixture()
-def clip(tmp_path: Path) -> Path:
-    t = np.arange(11025) / 11025
-    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 330 * t)]).T
-    path = tmp_path / "in.wav"
-    sf.write(str(path), x, 11025)
-    return path
-
-
 def test_help_lists_options_with_defaults() -> None:
     top = run("--help")
     assert top.returncode == 0 and all(c in top.stdout for c in ("export", "vamp", "info", "demo"))

@@ -10,6 +10,7 @@ import pytest
 
 from vampnet_ort.export import CheckpointError, load_checkpoint, load_lora_file, save_checkpoint, save_lora_file
 from vampnet_ort.export.checkpoint import Checkpoint
+from vampnet_ort.export.pth_writer import write_pth
 from vampnet_ort.export.random_codec import random_codec
 from vampnet_ort.export.random_checkpoint import (
     GOLDEN_C2F_KWARGS,
@@ -23,6 +24,7 @@ from vampnet_ort.export.vampnet_export import logits_model
 from vampnet_ort.export.vampnet_weights import VampNetConfig
 
 from op_testing import GOLDEN
+from pth_testing import write_archive
 
 SMALL = vampnet_kwargs(n_heads=2, n_layers=1, n_codebooks=4, embedding_dim=16, vocab_size=64)
 CODEC = lac_kwargs(encoder_dim=2, encoder_rates=(2, 2), decoder_dim=4, decoder_rates=(2, 2), codebook_size=64)
@@ -85,13 +87,10 @@ class _TouchOnUnpickle:
         return (Path.touch, (self.target,))
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickle_that_runs_code_is_refused(tmp_path: Path):
-    import torch
-
     target = tmp_path / "pwned"
-    path = tmp_path / "evil.pth"
-    torch.save({"state_dict": {"w": torch.zeros(2)}, "metadata": {"kwargs": {}, "x": _TouchOnUnpickle(target)}}, path)
+    payload = pickle.dumps({"state_dict": {}, "metadata": {"kwargs": {}, "x": _TouchOnUnpickle(target)}}, protocol=2)
+    path = write_archive(tmp_path / "evil.pth", payload, {})  # laid out as torch.save lays out its zip
     assert not target.exists()
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(path)
@@ -183,9 +182,7 @@ def test_lora_file_errors(tmp_path: Path, codec):
     with pytest.raises(CheckpointError, match="has no base weight"):
         logits_model(base, codec, lora={"transformer.layers.7.self_attn.w_qs.lora_A": np.zeros((8, 16), np.float32)})
     path = tmp_path / "bad_lora.pth"
-    import torch
-
-    torch.save({"transformer.layers.0.norm_1.weight": torch.zeros(16)}, path)
+    write_pth(path, {"transformer.layers.0.norm_1.weight": np.zeros(16, np.float32)})
     with pytest.raises(CheckpointError, match="only lora_A/lora_B"):
         load_lora_file(path)
     with pytest.raises(CheckpointError, match="only lora_A/lora_B"):

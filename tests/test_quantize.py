@@ -263,7 +263,7 @@ def test_decode_reproducible_across_sessions_and_threads(quantized_dir, stage: s
 
 
 def test_decode_batch_invariant(quantized_dir):
-    """Item b of a batch with seed s == the item alone with seed s + b (SPEC.md section 5)."""
+    """Item b of a batch with seed s == the item alone with seed s + b (docs/SPEC.md section 5)."""
     _, out = quantized_dir
     session = vampnet_ort.create_session(str(out / "c2f.onnx"))
     feeds = _feeds("c2f", 3, 21, seed=40, steps=3)

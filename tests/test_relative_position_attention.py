@@ -25,7 +25,7 @@ OUT_DIMS = ["out_b", "out_t", "out_d"]
 
 
 def numpy_buckets(t: int, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
-    """T5 bidirectional buckets of key - query, float32 log as upstream (written from golden/README item 10)."""
+    """T5 bidirectional buckets of key - query, float32 log as upstream (written from tests/golden/README.md item 10)."""
     rel = np.arange(t)[None, :] - np.arange(t)[:, None]
     half = num_buckets // 2
     exact = half // 2
@@ -127,7 +127,7 @@ def numpy_rms(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def numpy_ffn(x: np.ndarray, norm_w: np.ndarray, w1: np.ndarray, w2: np.ndarray) -> np.ndarray:
-    """GEGLU feed-forward (golden/README item 12) in float64, independent of the graph."""
+    """GEGLU feed-forward (tests/golden/README.md item 12) in float64, independent of the graph."""
     y = numpy_rms(x, norm_w) @ w1.T.astype(np.float64)
     a, b = np.split(y, 2, axis=-1)
     gelu = 0.5 * b * (1 + np.tanh(np.sqrt(2 / np.pi) * (b + 0.044715 * b**3)))

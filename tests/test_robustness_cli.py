@@ -44,11 +44,6 @@ def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bd.write_bundle(tmp_path_factory.mktemp("robust") / "bundle")
-
-
 @pytest.fixture()
 def clip(tmp_path: Path) -> Path:
     t = np.arange(8000) / 8000
@@ -344,6 +339,7 @@ def test_4_external_data_outside_the_bundle_is_refused(exported: Path, tmp_path:
 
 def test_4_external_files_sees_subgraphs_and_functions() -> None:
     from vampnet_ort.graph_check import external_files
+    from vampnet_ort.onnx_wire import read_model
 
     def ext_tensor(name: str, location: str) -> TensorProto:
         t = numpy_helper.from_array(np.zeros(2, np.float32), name)
@@ -364,7 +360,7 @@ def test_4_external_files_sees_subgraphs_and_functions() -> None:
                                                                             value=ext_tensor("z", "fn.bin"))],
                               [helper.make_opsetid("", 20)])
     model = helper.make_model(graph, functions=[fn])
-    assert external_files(model) == {"main.bin", "in_loop.bin", "fn.bin"}
+    assert external_files(read_model(model.SerializeToString())) == {"main.bin", "in_loop.bin", "fn.bin"}
 
 
 # ---- #15 symlinks out of the bundle ---------------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def _set_precision(bundle_dir: Path, name: str, precision: object, *, metadata: 
     (None, "int4", None, "says precision int4 but the graph's linears are float32"),
     ("int8", None, None, "says precision float32 but the graph's linears are int8 (DynamicQuantizeMatMul nodes)"),
     ("int8", "float32", None, "says precision float32 but the graph's linears are int8"),
-    ("int4", "int8", None, "says precision int8 but the graph's linears are int4 (MatMulNBits nodes)"),
+    ("int8", "int4", None, "says precision int4 but the graph's linears are int8 (DynamicQuantizeMatMul nodes)"),
     ("int8-function", "float32", None, "says precision float32 but the graph's linears are int8"),
     (None, "float16", None, "gives precision 'float16' (known: float32, int8, int4)"),
     (None, 8, None, "gives precision '8'"),
@@ -215,11 +215,12 @@ def test_precision_field_is_checked_against_the_graph(tmp_path: Path, graph_kind
 
 
 @pytest.mark.parametrize("graph_kind, declared", [("int8", "int8"), ("int4", "int4"), ("nbits8", "int8"),
-                                                  (None, "float32"), (None, None)])
+                                                  ("int8-function", "int8"), (None, "float32"), (None, None)])
 def test_precision_field_matching_the_graph_loads(tmp_path: Path, graph_kind, declared) -> None:
     bundle_dir = bd.write_bundle(tmp_path / "b")
     if graph_kind is not None:
-        _with_quantized_node(bundle_dir / "coarse.onnx", graph_kind)
+        _with_quantized_node(bundle_dir / "coarse.onnx", graph_kind.split("-")[0],
+                             in_function=graph_kind.endswith("function"))
     _set_precision(bundle_dir, "coarse.onnx", declared, metadata=declared)
     assert load_bundle(bundle_dir).precision("coarse") == (declared or "float32")
 

@@ -1,6 +1,6 @@
 """An independent float64 numpy forward of upstream VampNet, straight from a raw checkpoint state dict.
 
-Written from SPEC.md section 1 and golden/README.md, sharing no code with the exporter: it folds weight norm
+Written from docs/SPEC.md section 1 and tests/golden/README.md, sharing no code with the exporter: it folds weight norm
 itself, evaluates LoRA *unmerged* (x A^T B^T / r next to x W^T), builds the embedding by lookup + concat + 1x1
 conv, materialises the full [H, T, T] position bias, and returns logits in upstream's layout
 [B, V, T * P] (flat index t * P + codebook). It is checked against golden/forward.npz before it is used as the

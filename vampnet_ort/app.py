@@ -5,13 +5,14 @@ This module only maps UI controls to ``VampOptions`` (``options_from_controls``)
 variations and the mask. Everything else (preprocessing, masks, decoding, writing) is the pipeline's.
 
 The vamp event is also the API endpoint ``/vamp`` (``gradio_client``): its first parameter is the input audio file,
-every other parameter has the UI's default; it returns the two output files, variation 0 first. One job runs at a
-time per loaded bundle (the work is CPU-bound); later ones wait in Gradio's queue, which shows their position.
+every other parameter has the UI's default; it returns the two output files, variation 0 first. Beside it: upstream's
+Space API ``/vamp_1`` (``space_api``) and HARP's ``controls``/``process``/``cancel`` (``harp``). Several bundles can
+be served (``models.ModelRegistry``), chosen by name. One job runs at a time (the work is CPU-bound); later ones wait
+in Gradio's queue, which shows their position.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import shutil
 import tempfile
@@ -20,51 +21,63 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import audio as audio_io
-from . import masks
+from . import harp, masks, space_api
 from .app_presets import PRESETS, apply_preset
-from .pipeline import Pipeline, SamplingOptions, VampOptions
+from .extras import require_librosa
+from .frontend import bundle_dir, describe_error
+from .gradio_util import user_error, with_parameter_names
+from .models import ModelEntry, ModelRegistry
+from .options import Option, VampOptions, by_control, with_values
+from .pipeline import Pipeline
 
 N_OUTPUTS = 2  # upstream's app makes two variations per click
-PREVIEW_SECONDS = 10.0
+START_PRESET = "medium variation"  # the preset the UI starts with (upstream's dropdown shows it at start)
+PREVIEW_SECONDS = 10.0  # the mask preview's length while no input is loaded
 EXAMPLE_SECONDS = 5.0
 JOB_FILES_MAX_AGE_S = 3600.0
 DEMO_WARNING = ("**Demo bundle**: tiny models with random weights, the output is **not music**. Start the app with "
                 "`--models DIR` (a bundle from `vampnet-ort export`) for music.")
 
 
+def _default(control: str) -> Any:
+    """A control's default: its VampOptions field's (the table ``options.OPTIONS`` maps controls to fields)."""
+    return by_control()[control].default
+
+
 @dataclass(frozen=True)
 class Controls:
-    """The UI's controls, in the order of the ``/vamp`` API parameters after the input file; defaults = the UI's."""
+    """The UI's controls, in the order of the ``/vamp`` API parameters after the input file; defaults = the
+    VampOptions fields they set (``options.OPTIONS``), except the app's own controls below."""
 
-    periodic_prompt: int = 7
-    periodic_width: int = 1
-    onset_mask_width: int = 0
-    beat_mask_ms: float = 0.0
-    downbeats_only: bool = False
-    compression_prompt: int = 3
-    dropout: float = 0.0
-    random_mask_intensity: float = 1.0
-    prefix_s: float = 0.0
-    suffix_s: float = 0.0
-    conditioning_codebooks: int = 0
-    feedback_steps: int = 1
-    time_stretch: int = 1
-    pitch_shift: int = 0
-    sampling_steps: int = 36
-    temperature: float = 1.0
-    mask_temperature: float = 10.5
-    top_p: float = 0.0
-    typical_filtering: bool = False
-    typical_mass: float = 0.15
-    typical_min_tokens: int = 64
-    sample_cutoff: float = 1.0
-    use_c2f: bool = True
-    seed: int = 0  # 0: a random seed (as upstream); the seed used is shown
+    periodic_prompt: int = _default("periodic_prompt")
+    periodic_width: int = _default("periodic_width")
+    onset_mask_width: int = _default("onset_mask_width")
+    beat_mask_ms: float = _default("beat_mask_ms")
+    downbeats_only: bool = _default("downbeats_only")
+    compression_prompt: int = _default("compression_prompt")
+    dropout: float = _default("dropout")
+    random_mask_intensity: float = _default("random_mask_intensity")
+    prefix_s: float = _default("prefix_s")
+    suffix_s: float = _default("suffix_s")
+    conditioning_codebooks: int = _default("conditioning_codebooks")
+    feedback_steps: int = _default("feedback_steps")
+    time_stretch: int = _default("time_stretch")
+    pitch_shift: int = 0  # semitones (the app's own: not a VampOptions field)
+    sampling_steps: int = _default("sampling_steps")
+    temperature: float = _default("temperature")
+    mask_temperature: float = _default("mask_temperature")
+    top_p: float = _default("top_p")
+    typical_filtering: bool = False  # off: typical mass 0 (upstream's filter is a no-op; docs/SAMPLING.md)
+    typical_mass: float = 0.15  # the mass used when typical filtering is on (upstream's UI value)
+    typical_min_tokens: int = _default("typical_min_tokens")
+    sample_cutoff: float = _default("sample_cutoff")
+    use_c2f: bool = _default("use_c2f")
+    seed: int = _default("seed")  # 0: a random seed (as upstream); the seed used is shown
 
 
 CONTROL_NAMES: Tuple[str, ...] = tuple(Controls.__dataclass_fields__)
@@ -77,29 +90,27 @@ def _integer(value: Any, name: str) -> int:
     return int(number)
 
 
+def _control_value(option: Option, value: Any) -> Any:
+    if option.kind is bool:
+        return bool(value)
+    if option.kind is int:
+        return _integer(value, option.control or "value")
+    return float(value)
+
+
 def options_from_controls(controls: Controls, seed: int) -> VampOptions:
-    """The ``VampOptions`` a click runs (two variations, seeds `seed` and `seed + 1`)."""
-    c = controls
-    mask = masks.MaskOptions(
-        intensity=float(c.random_mask_intensity), prefix_s=float(c.prefix_s), suffix_s=float(c.suffix_s),
-        periodic_period=_integer(c.periodic_prompt, "periodic prompt"),
-        periodic_width=_integer(c.periodic_width, "periodic prompt width"), periodic_random_roll=True,
-        onset_width=_integer(c.onset_mask_width, "onset mask width"), beat_width_ms=float(c.beat_mask_ms),
-        beat_downbeats_only=bool(c.downbeats_only), dropout=float(c.dropout),
-        n_conditioning_codebooks=_integer(c.conditioning_codebooks, "conditioning codebooks"),
-        upper_codebook_mask=_integer(c.compression_prompt, "compression prompt"),
-    )
-    typical = float(c.typical_mass) if c.typical_filtering else 0.0
-    filters = dict(top_p=float(c.top_p), typical_mass=typical,
-                   typical_min_tokens=_integer(c.typical_min_tokens, "typical min tokens"))
-    coarse = SamplingOptions(steps=_integer(c.sampling_steps, "sampling steps"), temperature=float(c.temperature),
-                             mask_temperature=float(c.mask_temperature), sample_cutoff=float(c.sample_cutoff),
-                             **filters)  # type: ignore[arg-type]
-    defaults = VampOptions()
-    return VampOptions(mask=mask, coarse=coarse, c2f=replace(defaults.c2f, **filters), use_c2f=bool(c.use_c2f),
-                       seed=int(seed), variations=N_OUTPUTS,
-                       feedback_steps=_integer(c.feedback_steps, "feedback steps"),
-                       time_stretch=_integer(c.time_stretch, "time stretch"))
+    """The ``VampOptions`` a click runs (two variations, seeds `seed` and `seed + 1`): every control that sets a
+    field (``options.OPTIONS``), typical filtering off = typical mass 0."""
+    values = {}
+    for name, option in by_control().items():
+        if option.path is None or name == "seed":
+            continue
+        value = _control_value(option, getattr(controls, name))
+        if name == "typical_mass" and not controls.typical_filtering:
+            value = 0.0
+        for path in option.paths:
+            values[path] = value
+    return with_values(VampOptions(seed=int(seed), variations=N_OUTPUTS), values)
 
 
 def preset_controls(name: str, controls: Controls = Controls()) -> Controls:
@@ -110,13 +121,28 @@ def preset_controls(name: str, controls: Controls = Controls()) -> Controls:
                    onset_mask_width=m.onset_width, dropout=m.dropout, beat_mask_ms=m.beat_width_ms)
 
 
+PRESET_CONTROLS = ("periodic_prompt", "compression_prompt", "onset_mask_width", "dropout", "beat_mask_ms")
+
+
+def matching_preset(controls: Controls) -> Optional[str]:
+    """The preset whose five values the controls have (None: none matches, or a value is not a number)."""
+    try:
+        values = [float(getattr(controls, c)) for c in PRESET_CONTROLS]
+    except (TypeError, ValueError):
+        return None
+    for name, preset in PRESETS.items():
+        if all(abs(v - float(getattr(preset, c))) < 1e-9 for v, c in zip(values, PRESET_CONTROLS)):
+            return name
+    return None
+
+
 def pitch_shift(samples: np.ndarray, sample_rate: int, semitones: int) -> np.ndarray:
     """`samples` [channels, frames] shifted by `semitones` (librosa's phase vocoder + resampling; length kept)."""
     if int(semitones) == 0:
         return samples
     if not -24 <= int(semitones) <= 24:
         raise ValueError(f"pitch shift must be between -24 and 24 semitones, got {semitones}")
-    librosa = masks._librosa()
+    librosa = require_librosa()
     return librosa.effects.pitch_shift(np.asarray(samples, dtype=np.float32), sr=int(sample_rate),
                                        n_steps=float(semitones)).astype(np.float32)
 
@@ -143,10 +169,10 @@ def draw_mask(mask: np.ndarray, frame_rate: float, title: str, path: Path) -> Pa
 
 
 class VampApp:
-    """The app's state: one pipeline (one bundle), a work directory for the files it serves."""
+    """The app's state: the models it serves (loaded on first use), a work directory for the files it serves."""
 
-    def __init__(self, pipeline: Pipeline, work_dir: Optional[Path] = None) -> None:
-        self.pipeline = pipeline
+    def __init__(self, models: Union[ModelRegistry, Pipeline], work_dir: Optional[Path] = None) -> None:
+        self.models = models if isinstance(models, ModelRegistry) else ModelRegistry.of_pipeline(models)
         self.work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="vampnet-ort-app-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._rng = np.random.default_rng()
@@ -154,15 +180,16 @@ class VampApp:
 
     @property
     def demo(self) -> bool:
-        return bool(self.pipeline.bundle.demo)
+        """Whether the default model is a demo bundle."""
+        return self.models.resolve(None).demo
 
     @property
     def n_codebooks(self) -> int:
-        return int(self.pipeline.bundle.n_codebooks)
+        return self.models.resolve(None).n_codebooks
 
     @property
     def frame_rate(self) -> float:
-        return self.pipeline.bundle.sample_rate / self.pipeline.bundle.hop_length
+        return self.models.resolve(None).frame_rate
 
     def _job_dir(self) -> Path:
         """A fresh directory for one job's files; those of jobs older than JOB_FILES_MAX_AGE_S go (Gradio has
@@ -192,37 +219,63 @@ class VampApp:
         audio_io.write_audio(path, audio_io.limit_peak(_demo_clip(EXAMPLE_SECONDS, rate)), rate)
         return str(path)
 
-    def preview(self, controls: Controls) -> str:
-        """PNG of the mask the controls build on PREVIEW_SECONDS of audio (no onset or beat mask: they need the
-        audio)."""
-        options = options_from_controls(replace(controls, onset_mask_width=0, beat_mask_ms=0.0), 1)
-        options.validate(self.n_codebooks)
-        frames = max(1, int(round(PREVIEW_SECONDS * self.frame_rate)))
-        template = np.zeros((1, self.n_codebooks, frames), dtype=np.int64)
-        mask = self.pipeline.build_mask(template, options.mask, int(self.pick_seed(controls.seed)))
-        return str(draw_mask(mask[0], self.frame_rate, "mask preview (onset and beat masks not shown)",
-                             self._job_dir() / "mask-preview.png"))
-
-    def vamp(self, input_path: Optional[str], controls: Controls,
-             on_progress: Optional[Callable[[str, int, int], None]] = None) -> Tuple[List[str], str, int]:
-        """Vamp `input_path` with `controls`; returns (the N_OUTPUTS output files, the mask PNG, the seed used)."""
+    def read_input(self, input_path: Optional[str]) -> Tuple[np.ndarray, int]:
+        """The samples of the input file; a missing or unreadable file is an error naming the file as the user
+        named it (not by its upload path)."""
         if not input_path:
             raise ValueError("no input audio: upload a file or load the example")
-        seed = self.pick_seed(controls.seed)
-        options = options_from_controls(controls, seed)
-        options.validate(self.n_codebooks)
         try:
-            samples, rate = audio_io.read_audio(input_path)
-        except audio_io.AudioError as exc:  # name the file as the user knows it, not by its upload path
+            return audio_io.read_audio(input_path)
+        except audio_io.AudioError as exc:
             raise audio_io.AudioError(str(exc).replace(str(input_path), Path(input_path).name)) from None
+
+    def input_seconds(self, input_path: Optional[str]) -> float:
+        """The input's length in seconds (checks that it decodes)."""
+        samples, rate = self.read_input(input_path)
+        return samples.shape[-1] / rate
+
+    def preview(self, controls: Controls, seconds: Optional[float] = None, model: Optional[str] = None) -> str:
+        """PNG of the mask the controls build on `seconds` of audio (the loaded input's length; PREVIEW_SECONDS
+        without one). No onset or beat mask: they need the audio."""
+        entry = self.models.resolve(model)
+        options = options_from_controls(replace(controls, onset_mask_width=0, beat_mask_ms=0.0), 1)
+        options.validate(entry.n_codebooks)
+        length = PREVIEW_SECONDS if seconds is None else float(seconds)
+        frames = max(1, int(np.ceil(length * entry.frame_rate)))
+        mask = masks.build_mask(options.mask, (1, entry.n_codebooks, frames),
+                                masks.MaskRng(int(self.pick_seed(controls.seed)), 0),
+                                sample_rate=entry.sample_rate, hop_length=entry.hop_length)
+        return str(draw_mask(mask[0], entry.frame_rate, "mask preview (onset and beat masks not shown)",
+                             self._job_dir() / f"mask-preview-{length:.1f}s.png"))
+
+    def check(self, input_path: Optional[str], controls: Controls, model: Optional[str] = None) -> None:
+        """Everything a vamp checks before it starts: the input decodes, the model exists, the controls are
+        valid for it."""
+        entry = self.models.resolve(model)
+        options_from_controls(controls, 1).validate(entry.n_codebooks)
+        _integer(controls.pitch_shift, "pitch shift")
+        self.read_input(input_path)
+
+    def vamp(self, input_path: Optional[str], controls: Controls,
+             on_progress: Optional[Callable[[str, int, int], None]] = None, *, model: Optional[str] = None,
+             variations: int = N_OUTPUTS, mask_image: bool = True) -> Tuple[List[str], Optional[str], int]:
+        """Vamp `input_path` with `controls` and model `model` (None: the first); returns (the `variations` output
+        files, the mask PNG or None without `mask_image`, the seed used)."""
+        entry = self.models.resolve(model)
+        seed = self.pick_seed(controls.seed)
+        options = replace(options_from_controls(controls, seed), variations=int(variations))
+        options.validate(entry.n_codebooks)
+        samples, rate = self.read_input(input_path)
         samples = pitch_shift(samples, rate, _integer(controls.pitch_shift, "pitch shift"))
-        result = self.pipeline.vamp_samples(samples, rate, options, on_progress=on_progress)
+        result = self.models.pipeline(entry.name).vamp_samples(samples, rate, options, on_progress=on_progress)
         job = self._job_dir()
         outputs = [str(audio_io.write_audio(job / f"output_{i}.wav", audio_io.limit_peak(waveform), result.sample_rate))
                    for i, waveform in enumerate(result.audio)]
-        title = f"mask used, seed {seed}" + (" (demo bundle: not music)" if result.demo else "")
-        image = draw_mask(result.mask[0], result.frame_rate, title, job / "mask.png")
-        return outputs, str(image), seed
+        image = None
+        if mask_image:
+            title = f"mask used, seed {seed}" + (" (demo bundle: not music)" if result.demo else "")
+            image = str(draw_mask(result.mask[0], result.frame_rate, title, job / "mask.png"))
+        return outputs, image, seed
 
 
 def _demo_clip(seconds: float, rate: int) -> np.ndarray:
@@ -246,22 +299,25 @@ def build_ui(app: VampApp):
     def controls_of(values: Tuple[Any, ...]) -> Controls:
         return Controls(**dict(zip(CONTROL_NAMES, values)))
 
-    def fail(exc: BaseException):
-        message = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
-        if isinstance(exc, (ValueError, OSError)):
-            return gr.Error(message)
-        return gr.Error(f"internal error: {type(exc).__name__}: {message}")
+    defaults = preset_controls(START_PRESET)  # the UI starts on a preset (upstream's dropdown shows it)
+    table = by_control()
 
-    def run_vamp(input_path: Optional[str], values: Tuple[Any, ...], progress: Any) -> Tuple[List[str], str, int]:
-        def report(stage: str, done: int, total: int) -> None:
-            progress((done, total), desc=_stage_label(stage), unit=_STAGE_UNITS.get(stage, ""))
+    def control(name: str) -> Any:
+        """The widget of control `name`: its range, step and label from ``options.OPTIONS``, its value from
+        ``Controls()``."""
+        option = table[name]
+        spec = option.app
+        assert spec is not None, name
+        kw: dict = dict(value=getattr(defaults, name), label=spec.label)
+        if spec.elem_id:
+            kw["elem_id"] = spec.elem_id
+        if option.kind is bool:
+            return gr.Checkbox(**kw)
+        if spec.low is None:
+            return gr.Number(precision=0, **kw)
+        high = app.n_codebooks if spec.high is None else spec.high
+        return gr.Slider(spec.low, high, step=option.step, **kw)
 
-        try:
-            return app.vamp(input_path, controls_of(values), report)
-        except Exception as exc:  # every error class of the package derives from ValueError
-            raise fail(exc) from None
-
-    defaults = Controls()
     demo_note = " (demo bundle: not music)" if app.demo else ""
     with gr.Blocks(title="vampnet-ort") as blocks:
         gr.Markdown("# vampnet-ort\nVampNet on ONNX Runtime: upload audio, pick a preset or set the mask, "
@@ -275,55 +331,39 @@ def build_ui(app: VampApp):
                 example_button = gr.Button("or load example audio (synthesized)", elem_id="example-button")
             with gr.Column():
                 with gr.Accordion("manual controls", open=True):
-                    preset = gr.Dropdown(label="preset (sets the five controls below)", choices=list(PRESETS),
-                                         value=None, elem_id="preset")
-                    periodic_prompt = gr.Slider(0, 64, value=defaults.periodic_prompt, step=1,
-                                                elem_id="periodic-prompt",
-                                                label="periodic prompt (keep every N-th frame; 0 = off)")
-                    periodic_width = gr.Slider(1, 20, value=defaults.periodic_width, step=1,
-                                               label="periodic prompt width (frames, 1 frame ~ 17 ms)")
-                    onset_mask_width = gr.Slider(0, 100, value=defaults.onset_mask_width, step=1,
-                                                 elem_id="onset-mask-width",
-                                                 label="onset mask width (frames; 0 = off; not in the preview)")
-                    beat_mask_ms = gr.Slider(0, 200, value=defaults.beat_mask_ms, step=1,
-                                             elem_id="beat-mask-ms",
-                                             label="beat mask width (ms; 0 = off; not in the preview)")
-                    downbeats_only = gr.Checkbox(value=defaults.downbeats_only, label="beat mask: downbeats only")
-                    compression_prompt = gr.Slider(1, app.n_codebooks, value=defaults.compression_prompt, step=1,
-                                                   elem_id="compression-prompt",
-                                                   label="compression prompt (regenerate codebooks >= N)")
-                    dropout = gr.Slider(0.0, 1.0, value=defaults.dropout, step=0.01, elem_id="dropout",
-                                        label="mask dropout")
-                    feedback_steps = gr.Slider(1, 8, value=defaults.feedback_steps, step=1,
-                                               label="feedback steps (re-vamp the output; slower)")
+                    preset = gr.Dropdown(label="preset (sets the five controls below; empty: they match none)",
+                                         choices=list(PRESETS), value=matching_preset(defaults), elem_id="preset")
+                    periodic_prompt = control("periodic_prompt")
+                    periodic_width = control("periodic_width")
+                    onset_mask_width = control("onset_mask_width")
+                    beat_mask_ms = control("beat_mask_ms")
+                    downbeats_only = control("downbeats_only")
+                    compression_prompt = control("compression_prompt")
+                    dropout = control("dropout")
+                    feedback_steps = control("feedback_steps")
                 mask_image = gr.Image(label="mask (white = regenerated, black = kept)", type="filepath",
                                       interactive=False, height=260, elem_id="mask-image")
                 with gr.Accordion("extras", open=False):
-                    random_mask_intensity = gr.Slider(0.0, 1.0, value=defaults.random_mask_intensity, step=0.01,
-                                                      label="random mask intensity (< 1 scatters prompts)")
-                    prefix_s = gr.Slider(0.0, 10.0, value=defaults.prefix_s, step=0.1, label="prefix hint (s)")
-                    suffix_s = gr.Slider(0.0, 10.0, value=defaults.suffix_s, step=0.1, label="suffix hint (s)")
-                    conditioning_codebooks = gr.Slider(0, app.n_codebooks, value=defaults.conditioning_codebooks,
-                                                       step=1, label="conditioning codebooks (kept everywhere)")
-                    pitch_shift_semitones = gr.Slider(-12, 12, value=defaults.pitch_shift, step=1,
-                                                      label="pitch shift of the input (semitones)")
-                    time_stretch = gr.Slider(1, 8, value=defaults.time_stretch, step=1, label="time stretch factor")
+                    random_mask_intensity = control("random_mask_intensity")
+                    prefix_s = control("prefix_s")
+                    suffix_s = control("suffix_s")
+                    conditioning_codebooks = control("conditioning_codebooks")
+                    pitch_shift_semitones = control("pitch_shift")
+                    time_stretch = control("time_stretch")
                 with gr.Accordion("sampling settings", open=False):
-                    sampling_steps = gr.Slider(1, 128, value=defaults.sampling_steps, step=1, label="sampling steps")
-                    temperature = gr.Slider(0.0, 10.0, value=defaults.temperature, step=0.01,
-                                            label="sample temperature (0 = argmax)")
-                    mask_temperature = gr.Slider(0.0, 100.0, value=defaults.mask_temperature, step=0.1,
-                                                 label="mask temperature")
-                    top_p = gr.Slider(0.0, 1.0, value=defaults.top_p, step=0.01, label="top p (0 = off)")
-                    typical_filtering = gr.Checkbox(value=defaults.typical_filtering, label="typical filtering")
-                    typical_mass = gr.Slider(0.01, 0.99, value=defaults.typical_mass, step=0.01, label="typical mass")
-                    typical_min_tokens = gr.Slider(1, 256, value=defaults.typical_min_tokens, step=1,
-                                                   label="typical min tokens")
-                    sample_cutoff = gr.Slider(0.0, 1.0, value=defaults.sample_cutoff, step=0.01,
-                                              label="sample cutoff (argmax after this fraction of the steps)")
-                    use_c2f = gr.Checkbox(value=defaults.use_c2f, label="use coarse-to-fine")
-                seed = gr.Number(value=defaults.seed, precision=0, label="seed (0 = random)")
+                    sampling_steps = control("sampling_steps")
+                    temperature = control("temperature")
+                    mask_temperature = control("mask_temperature")
+                    top_p = control("top_p")
+                    typical_filtering = control("typical_filtering")
+                    typical_mass = control("typical_mass")
+                    typical_min_tokens = control("typical_min_tokens")
+                    sample_cutoff = control("sample_cutoff")
+                    use_c2f = control("use_c2f")
+                seed = control("seed")
             with gr.Column():
+                model_choice = gr.Dropdown(label="model choice", choices=app.models.names,
+                                           value=app.models.default, elem_id="model-choice")
                 vamp_button = gr.Button("generate (vamp)!", variant="primary", elem_id="vamp-button")
                 status = gr.Markdown("", elem_id="status")
                 outputs: List[Any] = []
@@ -339,84 +379,212 @@ def build_ui(app: VampApp):
                     mask_temperature, top_p, typical_filtering, typical_mass, typical_min_tokens, sample_cutoff,
                     use_c2f, seed]
         assert len(controls) == len(CONTROL_NAMES)
-        preset_targets = [periodic_prompt, compression_prompt, onset_mask_width, dropout, beat_mask_ms]
+        by_name = dict(zip(CONTROL_NAMES, controls))
+        preset_targets = [by_name[name] for name in PRESET_CONTROLS]
 
         def on_preset(name: Optional[str]):
             if not name:
-                return [gr.update() for _ in preset_targets]
+                return [gr.skip() for _ in preset_targets]
             c = preset_controls(name)
-            return [c.periodic_prompt, c.compression_prompt, c.onset_mask_width, c.dropout, c.beat_mask_ms]
+            return [getattr(c, target) for target in PRESET_CONTROLS]
 
-        preset.change(on_preset, inputs=[preset], outputs=preset_targets, api_visibility="private")
+        def on_preset_controls(*values: Any):
+            return gr.update(value=matching_preset(replace(defaults, **dict(zip(PRESET_CONTROLS, values)))))
 
-        def on_preview(*values: Any):
+        # a person picks a preset (`input`: not when the app sets the dropdown itself), the five controls follow;
+        # any change of the five shows the preset they match (none: empty)
+        preset.input(on_preset, inputs=[preset], outputs=preset_targets, api_visibility="private",
+                     concurrency_limit=None)
+        for widget in preset_targets:
+            widget.change(on_preset_controls, inputs=preset_targets, outputs=[preset], api_visibility="private",
+                          trigger_mode="always_last", concurrency_limit=None, show_progress="hidden")
+
+        def warn(exc: BaseException) -> None:
+            gr.Warning(describe_error(exc))
+
+        def on_preview(input_path: Optional[str], model: Optional[str], *values: Any):
+            """The mask preview over the loaded input's length; a problem is a warning, the image stays."""
             try:
-                return app.preview(controls_of(values))
+                seconds = app.input_seconds(input_path) if input_path else None
+                return app.preview(controls_of(values), seconds, model)
             except Exception as exc:
-                raise fail(exc) from None
+                warn(exc)
+                return gr.skip()
 
-        preview_inputs = [periodic_prompt, periodic_width, compression_prompt, dropout, random_mask_intensity,
-                          prefix_s, suffix_s, conditioning_codebooks]
-        for widget in preview_inputs:
-            widget.change(on_preview, inputs=controls, outputs=[mask_image], api_visibility="private",
+        def on_input(input_path: Optional[str]) -> None:
+            """An uploaded file is decoded at once: a file that cannot be read is reported now, not at generate."""
+            if input_path:
+                try:
+                    app.read_input(input_path)
+                except Exception as exc:
+                    raise user_error(exc) from None
+
+        preview_inputs = [input_audio, model_choice, *controls]
+        preview_triggers = [by_name[name] for name in ("periodic_prompt", "periodic_width", "compression_prompt",
+                                                       "dropout", "random_mask_intensity", "prefix_s", "suffix_s",
+                                                       "conditioning_codebooks")]
+        for widget in (*preview_triggers, model_choice):
+            widget.change(on_preview, inputs=preview_inputs, outputs=[mask_image], api_visibility="private",
                           trigger_mode="always_last", concurrency_limit=None)
-        blocks.load(on_preview, inputs=controls, outputs=[mask_image], api_visibility="private")
+        blocks.load(on_preview, inputs=preview_inputs, outputs=[mask_image], api_visibility="private")
+        # the check has no outputs, so an error shows as one message and no component turns into an error box
+        input_audio.change(on_input, inputs=[input_audio], outputs=None, api_visibility="private",
+                           concurrency_limit=None).success(
+            on_preview, inputs=preview_inputs, outputs=[mask_image], api_visibility="private",
+            concurrency_limit=None)
 
         example_button.click(app.example, inputs=[], outputs=[input_audio], api_visibility="private")
         for button, output in zip(feedback_buttons, outputs):
             button.click(lambda path: path, inputs=[output], outputs=[input_audio], api_visibility="private")
 
+        def ui_check(input_path: Optional[str], model: Optional[str], *values: Any) -> None:
+            try:
+                app.check(input_path, controls_of(values), model)
+            except Exception as exc:
+                raise user_error(exc) from None
+
         def ui_vamp(*args: Any):
-            files, image, used_seed = run_vamp(args[0], args[1:-1], args[-1])
+            files, image, used_seed = _run(app, args[0], controls_of(args[1:-2]), args[-2], args[-1])
             note = f"seed used: **{used_seed}** (output 2: {used_seed + 1})" + demo_note
             return (*files, image, note)
 
         def api_vamp(*args: Any):
-            files, _, _ = run_vamp(args[0], args[1:-1], args[-1])
+            files, _, _ = _run(app, args[0], controls_of(args[1:-2]), args[-2], args[-1])
             return tuple(files)
 
-        vamp_inputs = [input_audio, *controls]
-        vamp_button.click(_with_parameters(ui_vamp, gr.Progress()), inputs=vamp_inputs,
-                          outputs=[*outputs, mask_image, status], api_visibility="private",
-                          concurrency_id="vamp", concurrency_limit=1)
-        # the API endpoint: the same work on the same queue, returning only the output files (as upstream's "api vamp")
-        api_button = gr.Button("api vamp", visible=False)
-        api_button.click(_with_parameters(api_vamp, gr.Progress()), inputs=vamp_inputs, outputs=outputs,
-                         api_name="vamp", concurrency_id="vamp", concurrency_limit=1)
+        vamp_inputs = [input_audio, *controls, model_choice]
+        vamp_names = ("input_audio", *CONTROL_NAMES, space_api.MODEL_CHOICE)
+        # the click checks first (no outputs: a bad input or setting is one message, the outputs stay as they are)
+        vamp_button.click(ui_check, inputs=[input_audio, model_choice, *controls], outputs=None,
+                          api_visibility="private", concurrency_limit=None).success(
+            with_parameter_names(ui_vamp, vamp_names, gr.Progress()), inputs=vamp_inputs,
+            outputs=[*outputs, mask_image, status], api_visibility="private", concurrency_id="vamp",
+            concurrency_limit=1)
+        # the API endpoints: the same work on the same queue
+        with gr.Column(visible=False):
+            # /vamp: every control (the UI's start values), returning only the output files
+            api_defaults = [getattr(defaults, name) for name in CONTROL_NAMES]
+            gr.Button("api vamp", visible=False).click(
+                with_parameter_names(api_vamp, vamp_names, gr.Progress()),
+                inputs=_api_inputs(gr, vamp_names, [None, *api_defaults, app.models.default]), outputs=outputs,
+                api_name="vamp", concurrency_id="vamp", concurrency_limit=1)
+            _add_space_api(app, outputs, gr)
+        harp.add_endpoints(harp_endpoint(app, defaults), harp_runner(app), concurrency_id="vamp")
     return blocks
 
 
-def _with_parameters(fn: Callable, progress: Any) -> Callable:
-    """`fn(*args)` with the signature (input_audio, <every control>, progress=gr.Progress()): Gradio names the API
-    parameters after it and fills `progress` in."""
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    params = [inspect.Parameter(name, kind) for name in ("input_audio", *CONTROL_NAMES)]
-    params.append(inspect.Parameter("progress", kind, default=progress))
+def _api_inputs(gr: Any, names: Sequence[str], defaults: Sequence[Any]) -> List[Any]:
+    """Hidden inputs of an API endpoint holding its defaults (what ``gradio_client`` shows and fills in): the
+    audio file (default None), checkboxes, text for names, numbers without bounds: the app, not Gradio, checks
+    the values (one clear message; Gradio's own bound checks would print a traceback on the console)."""
+    inputs: List[Any] = []
+    for name, default in zip(names, defaults):
+        if default is None:
+            inputs.append(gr.Audio(type="filepath", label=name))
+        elif isinstance(default, bool):
+            inputs.append(gr.Checkbox(value=default, label=name))
+        elif isinstance(default, str):
+            inputs.append(gr.Textbox(value=default, label=name))
+        else:
+            inputs.append(gr.Number(value=default, label=name))
+    return inputs
 
-    def named(*args: Any):
-        return fn(*args)
 
-    named.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    named.__name__ = fn.__name__
-    return named
+def _add_space_api(app: VampApp, outputs: List[Any], gr: Any) -> None:
+    """Upstream's Space API ``/vamp_1`` (``space_api``), with upstream's defaults."""
+    inputs = _api_inputs(gr, space_api.NAMES, [None, *(p.default for p in space_api.parameters(Controls()))])
+
+    def upstream_vamp(input_audio: Optional[str], *values: Any, progress: Any = None):
+        try:
+            given, model = space_api.controls_of(dict(zip(space_api.NAMES[1:], values)))
+            controls = replace(Controls(), **given)
+        except Exception as exc:
+            raise user_error(exc) from None
+        files, _, _ = _run(app, input_audio, controls, model, progress)
+        return tuple(files)
+
+    gr.Button("upstream api vamp", visible=False).click(
+        with_parameter_names(upstream_vamp, space_api.NAMES, gr.Progress()), inputs=inputs, outputs=outputs,
+        api_name=space_api.API_NAME, concurrency_id="vamp", concurrency_limit=1)
 
 
-def serve(models: Optional[str] = None, host: str = "127.0.0.1", port: Optional[int] = None, share: bool = False,
-          threads: Optional[int] = None, log: Callable[[str], None] = print) -> None:
-    """Load the bundle (the demo bundle without `models`), build the UI, serve until interrupted."""
+def _run(app: VampApp, input_path: Optional[str], controls: Controls, model: Optional[str], progress: Any,
+         ) -> Tuple[List[str], Optional[str], int]:
+    """`app.vamp`, its stages reported to a ``gr.Progress``, its errors as ``gr.Error``."""
+    def report(stage: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress((done, total), desc=_stage_label(stage), unit=_STAGE_UNITS.get(stage, ""))
+
+    try:
+        return app.vamp(input_path, controls, report, model=model)
+    except Exception as exc:
+        raise user_error(exc) from None
+
+
+_MODEL_CHOICE_INFO = "the model to run (the bundles the app serves)"
+
+
+def harp_endpoint(app: VampApp, defaults: Controls) -> harp.Endpoint:
+    """HARP's view of the app: upstream's six controls, with upstream's labels and the app's ranges, steps and help
+    (``options.OPTIONS``) and start values (`defaults`)."""
+    table = by_control()
+    named: List[Tuple[str, harp.Control]] = []
+    for name, label in harp.CONTROLS:
+        if name == space_api.MODEL_CHOICE:
+            named.append((name, harp.Dropdown(label, _MODEL_CHOICE_INFO, app.models.names, app.models.default)))
+            continue
+        option = table[name]
+        assert option.app is not None and option.app.low is not None and option.step is not None, name
+        high = app.n_codebooks if option.app.high is None else option.app.high
+        named.append((name, harp.Slider(label, option.help, option.app.low, high, option.step,
+                                        getattr(defaults, name))))
+    note = " (demo bundle: not music)" if app.demo else ""
+    return harp.Endpoint(
+        input_track=harp.AudioTrack("input audio", "the audio to vamp on", required=True),
+        controls=tuple(named),
+        outputs=(harp.AudioTrack("output audio", "the vamped audio" + note),
+                 harp.JsonOutput("output labels", "the model and seed used")))
+
+
+def harp_runner(app: VampApp) -> harp.Runner:
+    def run(input_path: Optional[str], values: Dict[str, Any], check: Callable[[], None],
+            ) -> Tuple[str, List[harp.OutputLabel]]:
+        def report(stage: str, done: int, total: int) -> None:
+            check()
+
+        try:
+            values = dict(values)
+            model = values.pop("model_choice", None)
+            controls = replace(Controls(), **harp.FIXED_CONTROLS, **values)
+            entry = app.models.resolve(model)
+            files, _, seed = app.vamp(input_path, controls, report, model=entry.name, variations=1, mask_image=False)
+            samples, rate = audio_io.read_audio(files[0])
+            seconds = samples.shape[-1] / rate
+        except Exception as exc:
+            raise user_error(exc) from None
+        description = f"model {entry.name}, seed {seed}" + (" (demo bundle: not music)" if entry.demo else "")
+        return files[0], [harp.OutputLabel(t=0.0, label=f"vampnet: {entry.name}", duration=seconds,
+                                           description=description)]
+
+    return run
+
+
+def serve(models: Optional[Sequence[str]] = None, host: str = "127.0.0.1", port: Optional[int] = None,
+          share: bool = False, threads: Optional[int] = None, log: Callable[[str], None] = print) -> None:
+    """Serve `models` (bundle directories or folders of bundles, listed in this order; none: the demo bundle) until
+    interrupted. Only the manifests are read now; a model loads when first used."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise ValueError("the app needs Gradio: pip install 'vampnet-ort[app]'") from None
-    if models is None:
-        from .demo import DEMO_NOTE, demo_bundle_path
-
-        log(DEMO_NOTE)
-        pipeline = Pipeline(demo_bundle_path(log=log), intra_op_threads=threads)
+    if models:
+        registry = ModelRegistry.from_paths(models, threads)
     else:
-        pipeline = Pipeline(models, intra_op_threads=threads)
-    app = VampApp(pipeline)
+        path, _ = bundle_dir(None, log)  # the demo bundle, with its note
+        registry = ModelRegistry([ModelEntry.read(path, "demo")], threads)
+    log("models: " + ", ".join(f"{e.name} ({e.path})" for e in registry.entries) + f"; \"default\": {registry.default}")
+    app = VampApp(registry)
     try:
         blocks = build_ui(app)
         blocks.queue(default_concurrency_limit=1)

@@ -16,7 +16,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from .fileio import publish
-from .paths import PathError, check_input_file, check_output_file
+from .paths import PathError, check_input_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -78,20 +78,42 @@ def check_output_duration(input_seconds: float, variations: int, time_stretch: i
         raise AudioError(f"{variations} variation(s) x {input_seconds:.1f} s x time stretch {time_stretch} = "
                          f"{total:.0f} s of output in one run; the limit is {MAX_OUTPUT_SECONDS:g} s (use fewer "
                          "variations, a smaller stretch or a shorter input)")
+
+
 READ_BLOCK_FRAMES = 1 << 16
 
 
-def read_audio(path: PathLike, limits: Optional[InputLimits] = DEFAULT_INPUT_LIMITS) -> Tuple[np.ndarray, int]:
-    """Samples float32 [channels, frames] in [-1, 1] (int formats scaled) and the sample rate of `path`.
-
-    Anything but a regular file (a FIFO, a device, a socket, a directory) is refused before it is opened; the
-    header is checked against `limits` (None: no limits) before any sample is decoded, and the samples are then
-    decoded block by block into one [channels, frames] array (no second, transposed copy)."""
-    sf = _soundfile()
+def check_input_header(path: PathLike, limits: Optional[InputLimits] = DEFAULT_INPUT_LIMITS, *,
+                       variations: int = 1, time_stretch: int = 1) -> None:
+    """`limits` and one run's output bound checked from the header alone (``soundfile.info``), before any model is
+    loaded (``pipeline.plan_file``). A header libsndfile cannot read passes: ``read_audio`` then says why."""
     try:
-        p = check_input_file(path, "input audio")
-    except PathError as exc:
-        raise AudioError(str(exc)) from None
+        info = _soundfile().info(str(path))
+        frames, rate, channels = int(info.frames), int(info.samplerate), int(info.channels)
+    except Exception:  # unreadable or unsupported: read_audio reports it in its own words
+        return
+    if rate <= 0 or frames <= 0:
+        return
+    if limits is not None:
+        limits.check(str(path), frames, rate, channels)
+    check_output_duration(frames / rate, variations, time_stretch)
+
+
+def read_audio(path: PathLike, limits: Optional[InputLimits] = DEFAULT_INPUT_LIMITS, *,
+               checked: bool = False) -> Tuple[np.ndarray, int]:
+    """Samples float32 [channels, frames] in [-1, 1] (int formats scaled), all finite, and the sample rate of `path`.
+
+    Anything but a regular file (a FIFO, a device, a socket, a directory) is refused before it is opened
+    (`checked`: the caller has just done that check, ``pipeline.plan_file``); the header is checked against
+    `limits` (None: no limits) before any sample is decoded, and the samples are then decoded block by block into
+    one [channels, frames] array (no second, transposed copy)."""
+    sf = _soundfile()
+    p = Path(path)
+    if not checked:
+        try:
+            check_input_file(p, "input audio")
+        except PathError as exc:
+            raise AudioError(str(exc)) from None
     frames = channels = done = 0
     try:
         with sf.SoundFile(str(p)) as handle:
@@ -177,16 +199,6 @@ def output_format(path: PathLike, sample_rate: Optional[int] = None) -> OutputFo
 def check_writable_format(path: PathLike) -> str:
     """The libsndfile format name for `path`'s extension; AudioError when it is missing or unsupported."""
     return output_format(path).format
-
-
-def check_output_path(path: PathLike, sample_rate: Optional[int] = None) -> Path:
-    """Everything write_audio needs, checked before any work: a supported extension (and rate), an existing
-    directory where a file can be created, and a path that is not a directory."""
-    output_format(path, sample_rate)
-    try:
-        return check_output_file(path, "output")
-    except PathError as exc:
-        raise AudioError(str(exc)) from None
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

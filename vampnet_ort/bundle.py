@@ -13,14 +13,14 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Union
 
 from . import graph_check
 from .fileio import file_sha256
-from .library import create_session
 from .paths import is_within
+
+if TYPE_CHECKING:  # onnxruntime is imported when the first session is made: reading a manifest stays light
+    import onnxruntime as ort
 
 BUNDLE_FORMAT = "vampnet-ort-bundle"
 BUNDLE_FORMAT_VERSION = 1
@@ -38,9 +38,14 @@ TRANSFORMER_MODELS = ("coarse", "c2f", "coarse_logits", "c2f_logits")
 
 PathLike = Union[str, os.PathLike]
 
-_ort_state = ort.capi.onnxruntime_pybind11_state  # type: ignore[attr-defined]
-_ORT_ERRORS = (_ort_state.Fail, _ort_state.InvalidGraph, _ort_state.InvalidProtobuf, _ort_state.NoSuchFile,
-               _ort_state.InvalidArgument, _ort_state.RuntimeException, _ort_state.NotImplemented)
+
+
+def _ort_load_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions ONNX Runtime raises for a model it cannot load."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return (state.Fail, state.InvalidGraph, state.InvalidProtobuf, state.NoSuchFile, state.InvalidArgument,
+            state.RuntimeException, state.NotImplemented)
 
 
 class BundleError(ValueError):
@@ -127,13 +132,15 @@ class Bundle:
     coarse: StageInfo
     c2f: Optional[StageInfo]
     intra_op_threads: Optional[int] = None
-    _sessions: Dict[str, ort.InferenceSession] = field(default_factory=dict, repr=False)
+    _sessions: Dict[str, "ort.InferenceSession"] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def has(self, name: str) -> bool:
         return MODEL_FILES[name] in self.manifest["files"]
 
-    def session(self, name: str) -> ort.InferenceSession:
+    def session(self, name: str) -> "ort.InferenceSession":
+        from .library import create_session
+
         if name not in MODEL_FILES:
             raise BundleError(f"unknown model '{name}' (known: {', '.join(MODEL_FILES)})")
         with self._lock:
@@ -149,7 +156,7 @@ class Bundle:
                         # keep it: MatMulNBits is 1.8x faster prepacked (docs/QUANTIZATION.md, "Prepacking").
                         disable_prepacking=name in TRANSFORMER_MODELS and self.precision(name) != "int4",
                     )
-                except _ORT_ERRORS as exc:
+                except _ort_load_errors() as exc:
                     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     raise BundleError(f"{self.path / MODEL_FILES[name]}: ONNX Runtime cannot load it ({first})") from None
             return self._sessions[name]
@@ -291,22 +298,32 @@ def verify_files(directory: Path, manifest: Mapping[str, Any]) -> None:
             raise BundleError(f"{directory}: {name} does not match its sha256 in vampnet.json (modified or corrupted); re-export the bundle")
 
 
-def load_bundle(path: PathLike, *, verify: bool = True, intra_op_threads: Optional[int] = None) -> Bundle:
-    """Parse, check and (with `verify`) hash-verify the bundle at `path`."""
-    directory = Path(path)
-    manifest = read_manifest(directory)
+@dataclass(frozen=True)
+class ManifestInfo:
+    """The typed header of a bundle's ``vampnet.json`` (what a front end needs before loading anything: the
+    codebook count, the rates, the stages), checked without hashing a file."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+    sample_rate: int
+    hop_length: int
+    n_codebooks: int
+    vocab_size: int
+    mask_token: int
+    demo: bool
+    coarse: StageInfo
+    c2f: Optional[StageInfo]
+
+
+def parse_manifest(directory: Path, manifest: Mapping[str, Any]) -> ManifestInfo:
+    """The checked ``ManifestInfo`` of `manifest` (as ``read_manifest`` returned it) of bundle `directory`."""
     where = str(directory / MANIFEST_NAME)
-    if verify:
-        verify_files(directory, manifest)
-    else:
-        for name in manifest["files"]:
-            check_bundle_member(directory, name)
     coarse = StageInfo.parse(_require(manifest, "coarse", dict, where), f"{where}: coarse")
     c2f_raw = manifest.get("c2f")
     c2f = StageInfo.parse(c2f_raw, f"{where}: c2f") if c2f_raw else None
     if c2f is not None and MODEL_FILES["c2f"] not in manifest["files"]:
         raise BundleError(f"{where}: describes a c2f model but lists no c2f.onnx (incomplete export)")
-    bundle = Bundle(
+    info = ManifestInfo(
         path=directory,
         manifest=manifest,
         sample_rate=_require(manifest, "sample_rate", int, where),
@@ -317,21 +334,52 @@ def load_bundle(path: PathLike, *, verify: bool = True, intra_op_threads: Option
         demo=manifest.get("demo", False),
         coarse=coarse,
         c2f=c2f,
-        intra_op_threads=intra_op_threads,
     )
-    _in_range(bundle.sample_rate, "sample_rate", 1, MAX_SAMPLE_RATE, where)
-    _in_range(bundle.hop_length, "hop_length", 2, MAX_HOP_LENGTH, where)
-    _in_range(bundle.n_codebooks, "n_codebooks", 1, MAX_CODEBOOKS, where)
-    _in_range(bundle.vocab_size, "vocab_size", 2, MAX_VOCAB_SIZE, where)
-    if bundle.mask_token != bundle.vocab_size:
-        raise BundleError(f"{where}: mask_token must equal vocab_size ({bundle.vocab_size}), got {bundle.mask_token}")
-    if coarse.n_codebooks > bundle.n_codebooks or (c2f is not None and c2f.n_codebooks > bundle.n_codebooks):
+    _in_range(info.sample_rate, "sample_rate", 1, MAX_SAMPLE_RATE, where)
+    _in_range(info.hop_length, "hop_length", 2, MAX_HOP_LENGTH, where)
+    _in_range(info.n_codebooks, "n_codebooks", 1, MAX_CODEBOOKS, where)
+    _in_range(info.vocab_size, "vocab_size", 2, MAX_VOCAB_SIZE, where)
+    if info.mask_token != info.vocab_size:
+        raise BundleError(f"{where}: mask_token must equal vocab_size ({info.vocab_size}), got {info.mask_token}")
+    if coarse.n_codebooks > info.n_codebooks or (c2f is not None and c2f.n_codebooks > info.n_codebooks):
         raise BundleError(f"{where}: a model uses more codebooks than the codec has")
     if c2f is not None and c2f.n_conditioning_codebooks != coarse.n_codebooks:
         raise BundleError(
             f"{where}: c2f conditions on {c2f.n_conditioning_codebooks} codebooks but the coarse model produces "
             f"{coarse.n_codebooks}"
         )
+    return info
+
+
+def read_manifest_info(path: PathLike) -> ManifestInfo:
+    """The checked manifest of the bundle at `path`, cheaply: parsed and checked, no file hashed or loaded."""
+    directory = Path(path)
+    return parse_manifest(directory, read_manifest(directory))
+
+
+def load_bundle(path: PathLike, *, verify: bool = True, intra_op_threads: Optional[int] = None) -> Bundle:
+    """Parse, check and (with `verify`) hash-verify the bundle at `path`."""
+    directory = Path(path)
+    manifest = read_manifest(directory)
+    if verify:
+        verify_files(directory, manifest)
+    else:
+        for name in manifest["files"]:
+            check_bundle_member(directory, name)
+    info = parse_manifest(directory, manifest)
+    bundle = Bundle(
+        path=directory,
+        manifest=manifest,
+        sample_rate=info.sample_rate,
+        hop_length=info.hop_length,
+        n_codebooks=info.n_codebooks,
+        vocab_size=info.vocab_size,
+        mask_token=info.mask_token,
+        demo=info.demo,
+        coarse=info.coarse,
+        c2f=info.c2f,
+        intra_op_threads=intra_op_threads,
+    )
     if verify:
         check_bundle_graphs(bundle)
     return bundle

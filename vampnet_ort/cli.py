@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 from typing import NoReturn, Optional, Sequence
 
+from . import frontend
 from .version import __version__
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 QUANTIZE_CHOICES = ("none", "int8", "int4")  # = vampnet_ort.export.quantize.PRECISIONS (without importing export)
+HF_DEFAULT_REPO = "hugggof/vampnet"  # = vampnet_ort.export.hub.DEFAULT_REPO (without importing export)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,110 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str) -> int:
-    first = " ".join(str(message).split("\n")[0].split())
-    sys.stderr.write(f"vampnet-ort: error: {first}\n")
+    sys.stderr.write(f"vampnet-ort: error: {frontend.one_line(message)}\n")
     return EXIT_ERROR
-
-
-def _add_vamp_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
-    """The vamp options; `batch`: as ``vampnet-ort batch`` takes them (no --plot, --threads per worker)."""
-    g = p.add_argument_group("generation (coarse stage; defaults = upstream app)")
-    g.add_argument("--seed", type=int, metavar="N", default=0, help="random seed: the same seed reproduces the output (default 0)")
-    g.add_argument("--steps", type=int, metavar="N", default=36, help="coarse decoding steps (default 36, the app; the library uses 12)")
-    g.add_argument("--temperature", type=float, metavar="X", default=1.0, help="sampling temperature; 0 = argmax (default 1.0)")
-    g.add_argument("--mask-temperature", type=float, metavar="X", default=10.5,
-                   help="temperature of the Gumbel noise that picks which tokens to re-mask (default 10.5)")
-    g.add_argument("--top-p", type=float, metavar="X", default=0.0, help="nucleus sampling threshold; 0 or 1 = off (default off)")
-    g.add_argument("--typical-mass", type=float, metavar="X", default=0.0,
-                   help="typical filtering mass; 0 = off (default off: upstream's app shows typical filtering on "
-                        "(0.15) but its filter is a no-op, so off reproduces upstream; 0.15 enables a working filter)")
-    g.add_argument("--typical-min-tokens", type=int, metavar="N", default=64, help="typical filtering keeps at least this many tokens (default 64)")
-    g.add_argument("--sample-cutoff", type=float, metavar="X", default=1.0,
-                   help="sample while step/steps <= this, argmax after; < 0 = always argmax (default 1.0)")
-    g.add_argument("--variations", type=int, metavar="N", default=1,
-                   help="N outputs with seeds SEED..SEED+N-1 from one input in one batched run; "
-                        "OUTPUT becomes OUTPUT_0, OUTPUT_1, ... (default 1)")
-    g.add_argument("--feedback-steps", type=int, metavar="N", default=1,
-                   help="vamp passes: each pass re-vamps the previous output with a fresh mask (default 1)")
-    g.add_argument("--time-stretch", type=int, metavar="N", default=1,
-                   help="integer factor: insert FACTOR-1 generated frames after every input frame (default 1 = off)")
-
-    c = p.add_argument_group("coarse-to-fine stage (defaults = upstream)")
-    c.add_argument("--c2f-steps", type=int, metavar="N", default=2, help="c2f decoding steps (default 2)")
-    c.add_argument("--c2f-temperature", type=float, metavar="X", default=1.0, help="c2f sampling temperature (default 1.0)")
-    c.add_argument("--c2f-mask-temperature", type=float, metavar="X", default=10.5, help="c2f mask temperature (default 10.5)")
-    c.add_argument("--c2f-sample-cutoff", type=float, metavar="X", default=1.0, help="c2f sample cutoff (default 1.0)")
-    c.add_argument("--no-c2f", action="store_true", help="skip the c2f stage: keep the input's fine codebooks")
-
-    m = p.add_argument_group("mask (1 = regenerate; defaults = upstream app)")
-    m.add_argument("--intensity", type=float, metavar="X", default=1.0,
-                   help="probability that a token starts masked, before the prompts below (default 1.0)")
-    m.add_argument("--prefix", type=float, default=0.0, metavar="SECONDS", help="keep this many seconds at the start (default 0)")
-    m.add_argument("--suffix", type=float, default=0.0, metavar="SECONDS", help="keep this many seconds at the end (default 0)")
-    m.add_argument("--period", type=int, metavar="N", default=7,
-                   help="periodic prompt: keep every PERIOD-th frame; 0 = off (default 7)")
-    m.add_argument("--width", type=int, metavar="N", default=1,
-                   help="frames kept at each periodic prompt; an even width keeps width+1 frames, as upstream (default 1)")
-    m.add_argument("--no-random-roll", action="store_true",
-                   help="do not shift the periodic prompt by a random offset (upstream's app rolls it)")
-    m.add_argument("--onset-width", type=int, metavar="N", default=0,
-                   help="also keep WIDTH frames before and after each detected onset (librosa); 0 = off (default 0)")
-    m.add_argument("--beat-width", type=float, default=0.0, metavar="MS",
-                   help="also keep MS milliseconds after each detected beat (librosa beat tracking in place of "
-                        "upstream's WaveBeat); 0 = off (default 0)")
-    m.add_argument("--downbeats-only", action="store_true",
-                   help="beat mask on downbeats only (approximated as every 4th beat)")
-    m.add_argument("--dropout", type=float, metavar="X", default=0.0, help="re-mask each kept token with this probability (default 0)")
-    m.add_argument("--conditioning-codebooks", type=int, metavar="N", default=0,
-                   help="keep codebooks below this index everywhere (default 0)")
-    m.add_argument("--upper-codebook-mask", type=int, metavar="N", default=3,
-                   help="regenerate every codebook >= this index everywhere (default 3)")
-
-    o = p.add_argument_group("output and runtime")
-    if not batch:
-        o.add_argument("--plot", metavar="PNG", help="also write a PNG of the input codes, the mask and the output codes")
-    o.add_argument("--output-sample-rate", type=int, metavar="HZ",
-                   help="resample the output to this rate (default: the codec's rate, 44100 Hz for VampNet)")
-    o.add_argument("--threads", type=int, metavar="N",
-                   help="ONNX Runtime intra-op threads per worker (default: the cores / --workers)" if batch
-                   else "ONNX Runtime intra-op threads (default: all cores; more than the available CPUs are capped "
-                        "to them, with a note)")
-    o.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
-    _add_verbose(o)
-
-
-def _add_verbose(p: argparse._ActionsContainer) -> None:
-    p.add_argument("--verbose", action="store_true",
-                   help="also show ONNX Runtime's own log lines (warnings and errors; off by default)")
-
-
-def _vamp_options(args: argparse.Namespace):
-    from .masks import MaskOptions
-    from .pipeline import SamplingOptions, VampOptions
-
-    return VampOptions(
-        mask=MaskOptions(
-            intensity=args.intensity, prefix_s=args.prefix, suffix_s=args.suffix, periodic_period=args.period,
-            periodic_width=args.width, periodic_random_roll=not args.no_random_roll, onset_width=args.onset_width,
-            beat_width_ms=args.beat_width, beat_downbeats_only=args.downbeats_only, dropout=args.dropout,
-            n_conditioning_codebooks=args.conditioning_codebooks, upper_codebook_mask=args.upper_codebook_mask,
-        ),
-        coarse=SamplingOptions(
-            steps=args.steps, temperature=args.temperature, mask_temperature=args.mask_temperature, top_p=args.top_p,
-            typical_mass=args.typical_mass, typical_min_tokens=args.typical_min_tokens,
-            sample_cutoff=args.sample_cutoff,
-        ),
-        c2f=SamplingOptions(
-            steps=args.c2f_steps, temperature=args.c2f_temperature, mask_temperature=args.c2f_mask_temperature,
-            top_p=args.top_p, typical_mass=args.typical_mass, typical_min_tokens=args.typical_min_tokens,
-            sample_cutoff=args.c2f_sample_cutoff,
-        ),
-        use_c2f=not args.no_c2f,
-        seed=args.seed,
-        variations=args.variations,
-        feedback_steps=args.feedback_steps,
-        time_stretch=args.time_stretch,
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,19 +42,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vampnet-ort {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    e = sub.add_parser("export", help="export VampNet/LAC checkpoints (.pth) to a model bundle",
+    e = sub.add_parser("export", help="export VampNet/LAC checkpoints (.pth, local or from the Hugging Face Hub) to a model bundle",
                        description="Export upstream VampNet + LAC checkpoints to a bundle directory "
-                                   "(ONNX graphs + vampnet.json). Needs PyTorch to read .pth files.")
-    e.add_argument("--codec", required=True, metavar="PTH", help="LAC codec checkpoint (codec.pth)")
-    e.add_argument("--coarse", required=True, metavar="PTH", help="coarse VampNet checkpoint (coarse.pth)")
-    e.add_argument("--c2f", metavar="PTH", help="coarse-to-fine VampNet checkpoint (c2f.pth); without it vamp keeps the input's fine codebooks")
-    e.add_argument("--out", required=True, metavar="DIR", help="bundle directory to create")
+                                   "(ONNX graphs + vampnet.json): local .pth files (--codec/--coarse/--c2f), or the "
+                                   f"released weights downloaded from the Hugging Face Hub (--hf, default {HF_DEFAULT_REPO}). "
+                                   "No PyTorch needed: .pth files are read by a restricted reader that runs no code.")
+    src = e.add_argument_group("checkpoints: local files")
+    src.add_argument("--codec", metavar="PTH", help="LAC codec checkpoint (codec.pth)")
+    src.add_argument("--coarse", metavar="PTH", help="coarse VampNet checkpoint (coarse.pth)")
+    src.add_argument("--c2f", metavar="PTH", help="coarse-to-fine VampNet checkpoint (c2f.pth); without it vamp keeps the input's fine codebooks")
+    hub = e.add_argument_group("checkpoints: the Hugging Face Hub (huggingface_hub's cache, HF_HOME, HF_HUB_OFFLINE, HF_TOKEN apply)")
+    hub.add_argument("--hf", nargs="?", const=HF_DEFAULT_REPO, metavar="REPO",
+                     help=f"download codec.pth, coarse.pth and c2f.pth from this model repository (default {HF_DEFAULT_REPO})")
+    hub.add_argument("--revision", metavar="REV", help="branch, tag or commit of the --hf repository (default main)")
+    hub.add_argument("--hf-model", metavar="NAME",
+                     help="a fine-tune of the repository (loras/NAME/coarse.pth + c2f.pth) in place of the base "
+                          "model; 'default' = the base model (default)")
+    hub.add_argument("--list", action="store_true", help="print the fine-tunes of the --hf repository and exit")
+    e.add_argument("--out", metavar="DIR", help="bundle directory to create")
     e.add_argument("--logits", action="store_true", help="also write coarse_logits.onnx / c2f_logits.onnx (one forward pass)")
     e.add_argument("--lora-coarse", metavar="PTH", help="LoRA file (lora_A/lora_B tensors) merged into the coarse model")
     e.add_argument("--lora-c2f", metavar="PTH", help="LoRA file merged into the c2f model")
     e.add_argument("--overwrite", action="store_true",
                    help="replace an existing bundle at --out (only a directory holding vampnet.json)")
-    _add_verbose(e)
+    frontend.add_verbose(e)
     e.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none",
                    help="weights of the transformer linears: none (float32, default), int8 (about 4x smaller, "
                         "faster on CPUs with integer dot products) or int4 (smallest); docs/QUANTIZATION.md")
@@ -165,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "demo bundle is used (random weights: not music).")
     v.add_argument("input", metavar="INPUT", help="audio file (wav, flac, ogg, ...; any rate and channel count)")
     v.add_argument("output", metavar="OUTPUT", help="output audio file (.wav, .flac or .ogg)")
-    v.add_argument("--models", metavar="DIR", help="bundle directory from 'vampnet-ort export' (default: the demo bundle)")
-    _add_vamp_options(v)
+    frontend.add_models(v)
+    frontend.add_vamp_arguments(v)
 
     from .batch.command import add_batch_parser
 
@@ -174,27 +85,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="describe and verify a bundle", description="Print what a bundle holds and verify every file's sha256.")
     i.add_argument("bundle", metavar="DIR", nargs="?", help="bundle directory (default: the demo bundle, built if needed)")
-    _add_verbose(i)
+    frontend.add_verbose(i)
 
     d = sub.add_parser("demo", help="synthesize a clip and vamp it with the demo bundle",
                        description="Write OUT_DIR/input.wav (a synthesized 5 s stereo clip), OUT_DIR/output.wav (its vamp) "
                                    "and OUT_DIR/codes.png. Uses the built-in demo bundle unless --models is given.")
     d.add_argument("out_dir", metavar="OUT_DIR", help="directory to write into (created if missing)")
-    d.add_argument("--models", metavar="DIR", help="bundle directory (default: the demo bundle)")
+    frontend.add_models(d, "bundle directory (default: the demo bundle)")
     d.add_argument("--seconds", type=float, metavar="X", default=5.0, help="length of the synthesized clip (default 5)")
     d.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
-    d.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
-    _add_verbose(d)
+    frontend.add_quiet(d)
+    frontend.add_verbose(d)
 
     a = sub.add_parser("app", help="start the Gradio app (needs the 'app' extra)",
-                       description="Serve a Gradio UI with the controls of upstream VampNet's app, and the API "
-                                   "endpoint /vamp. Without --models the built-in demo bundle is used (random "
+                       description="Serve a Gradio UI with the controls of upstream VampNet's app, the API "
+                                   "endpoints /vamp and /vamp_1 (upstream's Space API) and HARP's endpoints (use "
+                                   "it from a DAW). Without --models the built-in demo bundle is used (random "
                                    "weights: not music). Needs: pip install 'vampnet-ort[app]'.")
-    a.add_argument("--models", metavar="DIR", help="bundle directory (default: the demo bundle)")
-    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    a.add_argument("--port", type=int, metavar="N", help="port (default: Gradio's, 7860 or the next free one)")
+    a.add_argument("--models", metavar="DIR", action="append",
+                   help="a bundle directory, or a folder of bundle directories; repeat for more models (listed in "
+                        "this order; each loads when first chosen). Default: the demo bundle")
+    frontend.add_server(a, port_help="port (default: Gradio's, 7860 or the next free one)")
     a.add_argument("--share", action="store_true", help="also open a public Gradio share link")
-    a.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: all cores)")
+    frontend.add_threads(a)
 
     from . import web_server
 
@@ -202,49 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _log(quiet: bool):
-    def log(message: str) -> None:
-        if not quiet:
-            sys.stderr.write(message + "\n")
-
-    return log
-
-
-def _open_pipeline(models: Optional[str], threads: Optional[int], quiet: bool):
-    from .library import available_cpus
-    from .pipeline import Pipeline
-
-    if threads is not None and threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {threads}")
-    log = _log(quiet)
-    if threads is not None and threads > available_cpus():
-        log(f"note: --threads {threads} capped at {available_cpus()}, the CPUs available to this process")
-        threads = available_cpus()
-    if models is None:
-        from .demo import DEMO_NOTE, demo_bundle_path
-
-        log(DEMO_NOTE)
-        return Pipeline(demo_bundle_path(log=log), intra_op_threads=threads, progress=not quiet)
-    return Pipeline(models, intra_op_threads=threads, progress=not quiet)
-
-
 def _cmd_vamp(args: argparse.Namespace) -> int:
-    from .bundle import read_manifest
-    from .pipeline import check_vamp_paths, output_paths
+    from .options import options_from_args
+    from .pipeline import plan_file
 
-    options = _vamp_options(args)
-    n_codebooks = 14  # the demo bundle's; a bundle's own count is read cheaply, before hashing its files
-    if args.models is not None:
-        declared = read_manifest(args.models).get("n_codebooks")
-        n_codebooks = declared if isinstance(declared, int) and not isinstance(declared, bool) else 14
-    options.validate(n_codebooks)
-    check_vamp_paths(args.input, output_paths(args.output, args.variations), plot=args.plot,
-                     output_sample_rate=args.output_sample_rate)
+    log = frontend.logger(args.quiet)
+    options = options_from_args(args)  # validated once, as built
+    # every cheap check once, before the bundle is hashed and loaded (or the demo bundle built)
+    job = plan_file(frontend.model_shape(args.models), args.input, args.output, options, plot=args.plot,
+                    output_sample_rate=args.output_sample_rate)
+    frontend.check_threads(args.threads)
     started = time.perf_counter()
-    pipe = _open_pipeline(args.models, args.threads, args.quiet)
-    written, result = pipe.vamp_file(args.input, args.output, options, plot=args.plot,
-                                     output_sample_rate=args.output_sample_rate)
-    log = _log(args.quiet)
+    pipe = frontend.open_pipeline(args.models, args.threads, quiet=args.quiet, log=log)
+    written, result = pipe.run(job)
     seconds = result.audio.shape[1] / result.sample_rate
     for path in written:
         print(path)
@@ -256,9 +139,36 @@ def _cmd_vamp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_export_sources(args: argparse.Namespace) -> None:
+    """The checkpoint options fit together: local files xor --hf; --revision/--hf-model/--list only with --hf."""
+    local = [flag for flag, value in (("--codec", args.codec), ("--coarse", args.coarse), ("--c2f", args.c2f))
+             if value is not None]
+    if args.hf is not None:
+        if local:
+            raise ValueError(f"--hf downloads codec, coarse and c2f: leave out {', '.join(local)}")
+        if args.list:
+            others = [flag for flag, value in (("--out", args.out), ("--hf-model", args.hf_model),
+                                               ("--lora-coarse", args.lora_coarse), ("--lora-c2f", args.lora_c2f))
+                      if value is not None]
+            if others:
+                raise ValueError(f"--list only prints the fine-tunes: leave out {', '.join(others)}")
+        elif args.out is None:
+            raise ValueError("--out DIR is required (the bundle directory to create)")
+        return
+    hub_only = [flag for flag, value in (("--revision", args.revision), ("--hf-model", args.hf_model),
+                                         ("--list", args.list or None)) if value is not None]
+    if hub_only:
+        raise ValueError(f"{', '.join(hub_only)} need --hf (a Hugging Face Hub repository)")
+    missing = [flag for flag, value in (("--codec", args.codec), ("--coarse", args.coarse), ("--out", args.out))
+               if value is None]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required (or --hf [REPO] to download the released checkpoints)")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .paths import PathError, check_input_file
 
+    _check_export_sources(args)
     inputs = (("--codec", args.codec), ("--coarse", args.coarse), ("--c2f", args.c2f),
               ("--lora-coarse", args.lora_coarse), ("--lora-c2f", args.lora_c2f))
     for flag, value in inputs:
@@ -269,13 +179,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 raise ValueError(f"{flag} {exc}") from None
     try:
         from vampnet_ort.export.bundle import check_target, export_bundle
+        from vampnet_ort.export.hub import list_fine_tunes
     except ImportError as exc:
         raise ValueError(f"the exporter is not available in this installation ({exc})") from None
+    if args.list:
+        for name in list_fine_tunes(args.hf, args.revision, log=_log(False)):
+            print(name)
+        return 0
     check_target(args.out, overwrite=args.overwrite, inputs=[v for _, v in inputs if v is not None],
                  overwrite_flag="--overwrite")
     out = export_bundle(args.out, codec=args.codec, coarse=args.coarse, c2f=args.c2f, logits=args.logits,
                         lora_coarse=args.lora_coarse, lora_c2f=args.lora_c2f, overwrite=args.overwrite,
-                        quantize=args.quantize)
+                        quantize=args.quantize, hf=args.hf, hf_model=args.hf_model, hf_revision=args.revision,
+                        hf_log=_log(False))
     print(out)
     return 0
 
@@ -286,7 +202,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.bundle is None:
         from .demo import demo_bundle_path
 
-        args.bundle = demo_bundle_path(log=_log(False))
+        args.bundle = demo_bundle_path(log=frontend.logger(False))
     print(load_bundle(args.bundle).describe())
     return 0
 
@@ -301,7 +217,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: exists and is not a directory")
-    pipe = _open_pipeline(args.models, None, args.quiet)
+    pipe = frontend.open_pipeline(args.models, None, quiet=args.quiet)
     out_dir.mkdir(parents=True, exist_ok=True)
     clip_path = write_audio(out_dir / "input.wav", synthesize_clip(args.seconds, 44100, args.seed), 44100)
     written, result = pipe.vamp_file(clip_path, out_dir / "output.wav", VampOptions(seed=args.seed),
@@ -311,20 +227,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(path)
     print(out_dir / "codes.png")
     if result.demo:
-        _log(args.quiet)("(demo bundle: random weights, the output is not music)")
+        frontend.logger(args.quiet)("(demo bundle: random weights, the output is not music)")
     return 0
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
-    if args.port is not None and not 1 <= args.port <= 65535:
-        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.models is not None and not Path(args.models).is_dir():
-        raise ValueError(f"--models {args.models}: no such directory")
+    frontend.check_port(args.port)
+    frontend.check_threads(args.threads)
+    for models in args.models or ():
+        if not Path(models).is_dir():
+            raise ValueError(f"--models {models}: no such directory")
     from .app import serve
 
-    serve(args.models, host=args.host, port=args.port, share=args.share, threads=args.threads, log=_log(False))
+    serve(args.models, host=args.host, port=args.port, share=args.share, threads=args.threads, log=frontend.logger(False))
     return 0
 
 
@@ -365,8 +280,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # a bug or an unexpected library error: still one line, traceback on request
         if os.environ.get("VAMPNET_ORT_DEBUG"):
             raise
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        return _fail(f"internal error: {type(exc).__name__}: {detail} (set VAMPNET_ORT_DEBUG=1 for the traceback)")
+        return _fail(f"{frontend.describe_error(exc)} (set VAMPNET_ORT_DEBUG=1 for the traceback)")
 
 
 if __name__ == "__main__":

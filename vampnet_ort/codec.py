@@ -104,6 +104,14 @@ def _as_audio(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
+def _run(session: ort.InferenceSession, names: list[str], feeds: dict,
+         run_options: ort.RunOptions | None) -> np.ndarray:
+    """The first output of one run (``run_options`` only when given: session stand-ins take two arguments)."""
+    if run_options is None:
+        return session.run(names, feeds)[0]
+    return session.run(names, feeds, run_options)[0]
+
+
 def encode(session: ort.InferenceSession, audio: np.ndarray,
            chunk_seconds: float | None = DEFAULT_ENCODE_CHUNK_SECONDS,
            run_options: ort.RunOptions | None = None) -> np.ndarray:
@@ -119,12 +127,12 @@ def encode(session: ort.InferenceSession, audio: np.ndarray,
     if total < 1:
         raise CodecInputError(f"{n} samples are too short for this codec (it makes no frame from them)")
     if chunk_seconds is None:
-        return session.run(["codes"], {"audio": audio}, run_options)[0]
+        return _run(session, ["codes"], {"audio": audio}, run_options)
     if not chunk_seconds > 0:
         raise CodecInputError(f"chunk_seconds must be > 0, got {chunk_seconds}")
     parts = []
     for f0, f1, start, stop in encode_chunks(config, n, encode_chunk_frames(config, chunk_seconds)):
-        codes = session.run(["codes"], {"audio": audio[:, :, start:stop]}, run_options)[0]
+        codes = _run(session, ["codes"], {"audio": audio[:, :, start:stop]}, run_options)
         offset = start // hop
         if codes.shape[2] < f1 - offset:  # cannot happen with upstream arithmetic; guards the seam logic
             raise RuntimeError(f"chunked encode: chunk [{start}, {stop}) gave {codes.shape[2]} frames, "
@@ -164,13 +172,13 @@ def decode(session: ort.InferenceSession, codes: np.ndarray,
     codes = _as_codes(codes, config)
     total = codes.shape[2]
     if chunk_frames is None:
-        return session.run(["audio"], {"codes": codes}, run_options)[0]
+        return _run(session, ["audio"], {"codes": codes}, run_options)
     if int(chunk_frames) < 1:
         raise CodecInputError(f"chunk_frames must be >= 1, got {chunk_frames}")
     hop = config.decoder_hop
     parts = []
     for f0, f1, g0, g1, s0, s1 in decode_chunks(config, total, int(chunk_frames)):
-        audio = session.run(["audio"], {"codes": codes[:, :, g0:g1]}, run_options)[0]
+        audio = _run(session, ["audio"], {"codes": codes[:, :, g0:g1]}, run_options)
         offset = g0 * hop
         if audio.shape[2] < s1 - offset:  # cannot happen with upstream arithmetic; guards the seam logic
             raise RuntimeError(f"chunked decode: frames [{g0}, {g1}) gave {audio.shape[2]} samples, "

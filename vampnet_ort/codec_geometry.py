@@ -4,7 +4,7 @@ A codec config (the checkpoint's ``metadata.kwargs``) determines a tree of layer
 ``decoder_plan``). The exporter walks it to emit ONNX nodes (``vampnet_ort.export.codec``); the runtime walks it to
 compute output lengths and receptive fields (``vampnet_ort.codec``), so both always agree on the conv arithmetic.
 
-Conv arithmetic is upstream's exactly (golden/README.md item 9): strided encoder convs use kernel 2s, stride s,
+Conv arithmetic is upstream's exactly (tests/golden/README.md item 9): strided encoder convs use kernel 2s, stride s,
 padding floor(s/2); decoder transposed convs the same kernel/stride/padding and no output padding; every other conv
 pads "same", (k - 1) * dilation / 2.
 """

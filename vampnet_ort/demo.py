@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -32,6 +33,16 @@ DEMO_CODEC = dict(sample_rate=44100, encoder_dim=8, encoder_rates=[2, 4, 8, 12],
 DEMO_COARSE = dict(n_heads=4, n_layers=2, n_codebooks=4, n_conditioning_codebooks=0, embedding_dim=64)
 DEMO_C2F = dict(n_heads=4, n_layers=2, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=64)
 DEMO_SEEDS = dict(codec=101, coarse=102, c2f=103)
+
+
+@dataclass(frozen=True)
+class DemoShape:
+    n_codebooks: int
+    sample_rate: int
+
+
+DEMO_SHAPE = DemoShape(n_codebooks=int(DEMO_CODEC["n_codebooks"]), sample_rate=int(DEMO_CODEC["sample_rate"]))
+"""The demo bundle's codebook count and rate, known before it is built (``pipeline.plan_file`` needs them)."""
 
 
 def cache_root() -> Path:

@@ -17,12 +17,12 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .errors import MaskError
+from .extras import require_librosa
+from .options import MAX_INT_OPTION, MAX_SECONDS, MaskOptions  # noqa: F401  (MaskOptions, MAX_*: re-exported)
+
 Shape = Tuple[int, int, int]
 ShapeLike = Union[Sequence[int], np.ndarray]
-
-
-class MaskError(ValueError):
-    """An impossible mask option (negative width, probability outside [0, 1], ...)."""
 
 
 # ---- counter-based random numbers (docs/PIPELINE.md, "Mask random numbers") ---------------------------------------
@@ -273,19 +273,9 @@ def seconds_to_frames(seconds: float | np.ndarray, sample_rate: int, hop_length:
     return int(math.ceil(float(seconds) * sample_rate / hop_length))
 
 
-def _librosa():
-    try:
-        import librosa
-    except ImportError:
-        raise MaskError(
-            "onset and beat masks need librosa: pip install 'vampnet-ort[analysis]'"
-        ) from None
-    return librosa
-
-
 def onset_frames(audio: np.ndarray, sample_rate: int, hop_length: int) -> np.ndarray:
     """Codec-frame indices of the onsets librosa detects in mono `audio` (analysis hop = codec hop)."""
-    librosa = _librosa()
+    librosa = require_librosa()
     y = np.ascontiguousarray(audio, dtype=np.float32)
     if y.size < 2 * hop_length or not np.any(y):
         return np.zeros(0, dtype=np.int64)
@@ -314,7 +304,7 @@ def beat_times(audio: np.ndarray, sample_rate: int, hop_length: int, beats_per_b
     Upstream uses the WaveBeat model, whose weights are not available; librosa gives beats but no downbeats, so
     every `beats_per_bar`-th beat starting at the first one is taken as a downbeat (an approximation).
     """
-    librosa = _librosa()
+    librosa = require_librosa()
     y = np.ascontiguousarray(audio, dtype=np.float32)
     if y.size < 2 * hop_length or not np.any(y):
         empty = np.zeros(0, dtype=np.float64)
@@ -357,53 +347,6 @@ def beat_mask(
     return mask
 
 
-# Bounds of the mask options (beyond them every frame is kept anyway; they keep frame arithmetic in int64).
-MAX_SECONDS = 86_400.0  # prefix / suffix: one day; beat width: one day in ms
-MAX_INT_OPTION = 2**31 - 1  # periods, widths and codebook indices
-
-
-@dataclass
-class MaskOptions:
-    """The upstream app's mask controls (defaults = the app's defaults)."""
-
-    intensity: float = 1.0  # P(regenerate) of the random starting mask
-    prefix_s: float = 0.0  # keep this many seconds at the start
-    suffix_s: float = 0.0  # keep this many seconds at the end
-    periodic_period: int = 7  # keep every period-th frame (0: off)
-    periodic_width: int = 1  # frames kept around each periodic frame (even -> width + 1, as upstream)
-    periodic_random_roll: bool = True  # the app rolls the periodic pattern by a random offset
-    onset_width: int = 0  # > 0: also keep frames around each detected onset
-    beat_width_ms: float = 0.0  # > 0: also keep this much audio after each detected beat
-    beat_downbeats_only: bool = False  # beat mask on downbeats only
-    dropout: float = 0.0  # re-mask kept positions with this probability
-    n_conditioning_codebooks: int = 0  # keep codebooks below this index everywhere
-    upper_codebook_mask: int = 3  # regenerate every codebook >= this index everywhere
-
-    def validate(self, n_codebooks: int) -> None:
-        _check_probability(self.intensity, "mask intensity")
-        _check_probability(self.dropout, "dropout")
-        for name, label, high in (("prefix_s", "prefix (seconds)", MAX_SECONDS), ("suffix_s", "suffix (seconds)", MAX_SECONDS),
-                                  ("beat_width_ms", "beat width (ms)", MAX_SECONDS * 1000.0)):
-            value = float(getattr(self, name))
-            if not math.isfinite(value) or not 0 <= value <= high:
-                raise MaskError(f"{label} must be between 0 and {high:g}, got {value:g}")
-        for name in ("periodic_period", "periodic_width", "onset_width", "n_conditioning_codebooks",
-                     "upper_codebook_mask"):
-            if not 0 <= int(getattr(self, name)) <= MAX_INT_OPTION:
-                raise MaskError(f"{name.replace('_', ' ')} must be between 0 and {MAX_INT_OPTION}, "
-                                f"got {getattr(self, name)}")
-        if self.upper_codebook_mask > n_codebooks:
-            raise MaskError(
-                f"upper codebook mask {self.upper_codebook_mask} is beyond the model's {n_codebooks} codebooks"
-            )
-        if self.onset_width > 0 or self.beat_width_ms > 0:
-            _librosa()  # fail before any work when the extra is missing
-        if self.n_conditioning_codebooks > n_codebooks:
-            raise MaskError(
-                f"conditioning codebooks {self.n_conditioning_codebooks} is beyond the model's {n_codebooks} codebooks"
-            )
-
-
 def build_mask(
     options: MaskOptions,
     template: ShapeLike,
@@ -422,7 +365,7 @@ def build_mask(
     precomputed: `onsets` (frame indices) and `beats` ((beat times, downbeat times) in seconds).
     """
     shape = _shape(template)
-    options.validate(shape[1])
+    options.validate(shape[1])  # the model-dependent checks (the rest ran when `options` was built)
     mask = random_mask(shape, options.intensity, rng)
     mask = mask_and(
         mask,

@@ -20,19 +20,26 @@ drawn mask (pass p uses counter word ``pass = p``).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Protocol, Tuple, Union
 
 import numpy as np
 
 from . import audio as audio_io
 from . import masks
 from .bundle import Bundle, BundleError, load_bundle
+from .errors import PipelineError
+from .options import (  # noqa: F401  (re-exported: `from vampnet_ort.pipeline import VampOptions` keeps working)
+    MAX_OUTPUT_SAMPLE_RATE,
+    MAX_TIME_STRETCH,
+    MAX_VARIATIONS,
+    SamplingOptions,
+    VampOptions,
+)
 from .fileio import publish
 from .paths import PathError, check_distinct, check_input_file, check_output_file, same_file
 
@@ -41,16 +48,6 @@ ProgressCallback = Callable[[str, int, int], None]
 """``on_progress(stage, done, total)``: stage is "encode", "coarse", "c2f" or "decode"; called with done = 0 when a
 stage starts and after each unit of work (coarse/c2f: a chunk, counted over all feedback passes; decode: one
 output); done == total when the stage is finished."""
-
-MAX_VARIATIONS = 64
-INT64_MAX = 2**63 - 1
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-MAX_TIME_STRETCH = 16
-
-
-class PipelineError(ValueError):
-    """An impossible option value or an input the pipeline cannot process."""
-
 
 class Cancelled(PipelineError):
     """The run was cancelled through its ``CancelToken`` (``cancellable``)."""
@@ -99,72 +96,6 @@ def cancellable(token: Optional[CancelToken] = None) -> Iterator[CancelToken]:
         yield token
     finally:
         _CANCEL_SCOPE.token = previous
-
-
-@dataclass
-class SamplingOptions:
-    """Settings of one decode stage (SPEC.md section 2 / the decode graph inputs)."""
-
-    steps: int = 36
-    temperature: float = 1.0
-    mask_temperature: float = 10.5
-    top_p: float = 0.0  # <= 0 or >= 1: off
-    typical_mass: float = 0.0  # <= 0: off (upstream's typical filter is a no-op, golden item 1)
-    typical_min_tokens: int = 64
-    sample_cutoff: float = 1.0
-
-    def validate(self, stage: str) -> None:
-        if int(self.steps) < 1 or int(self.steps) > 10_000:
-            raise PipelineError(f"{stage} steps must be between 1 and 10000, got {self.steps}")
-        for name in ("temperature", "mask_temperature", "top_p", "typical_mass", "sample_cutoff"):
-            value = float(getattr(self, name))
-            if not math.isfinite(value):
-                raise PipelineError(f"{stage} {name.replace('_', ' ')} must be finite, got {value}")
-            if abs(value) > FLOAT32_MAX:  # the graphs take float32: it would become infinite
-                raise PipelineError(f"{stage} {name.replace('_', ' ')} must be at most {FLOAT32_MAX:.4g} in "
-                                    f"magnitude (a float32), got {value:g}")
-        if self.temperature < 0:
-            raise PipelineError(f"{stage} temperature must be >= 0 (0 = argmax), got {self.temperature}")
-        if self.mask_temperature < 0:
-            raise PipelineError(f"{stage} mask temperature must be >= 0, got {self.mask_temperature}")
-        if not 0.0 <= self.top_p <= 1.0:
-            raise PipelineError(f"{stage} top-p must be in [0, 1] (0 or 1: off), got {self.top_p}")
-        if not 0.0 <= self.typical_mass < 1.0:
-            raise PipelineError(f"{stage} typical mass must be in [0, 1) (0: off), got {self.typical_mass}")
-        if not 1 <= int(self.typical_min_tokens) <= INT64_MAX:
-            raise PipelineError(f"{stage} typical min tokens must be between 1 and {INT64_MAX}, got "
-                                f"{self.typical_min_tokens}")
-
-
-def _c2f_defaults() -> SamplingOptions:
-    return SamplingOptions(steps=2)
-
-
-@dataclass
-class VampOptions:
-    """Everything a vamp run can be told; defaults are the upstream app's."""
-
-    mask: masks.MaskOptions = field(default_factory=masks.MaskOptions)
-    coarse: SamplingOptions = field(default_factory=SamplingOptions)
-    c2f: SamplingOptions = field(default_factory=_c2f_defaults)
-    use_c2f: bool = True  # False: keep the input's fine codebooks
-    seed: int = 0
-    variations: int = 1
-    feedback_steps: int = 1
-    time_stretch: int = 1
-
-    def validate(self, n_codebooks: int) -> None:
-        self.mask.validate(n_codebooks)
-        self.coarse.validate("coarse")
-        self.c2f.validate("c2f")
-        if not -(2**63) <= int(self.seed) < 2**63:
-            raise PipelineError(f"seed must fit in a signed 64-bit integer, got {self.seed}")
-        if not 1 <= int(self.variations) <= MAX_VARIATIONS:
-            raise PipelineError(f"variations must be between 1 and {MAX_VARIATIONS}, got {self.variations}")
-        if not 1 <= int(self.feedback_steps) <= 100:
-            raise PipelineError(f"feedback steps must be between 1 and 100, got {self.feedback_steps}")
-        if not 1 <= int(self.time_stretch) <= MAX_TIME_STRETCH:
-            raise PipelineError(f"time stretch must be an integer between 1 and {MAX_TIME_STRETCH}, got {self.time_stretch}")
 
 
 @dataclass
@@ -236,9 +167,6 @@ def output_paths(output: PathLike, variations: int) -> List[Path]:
     return [p.with_name(f"{p.stem}_{i}{p.suffix}") for i in range(variations)]
 
 
-MAX_OUTPUT_SAMPLE_RATE = 768_000
-
-
 def check_vamp_paths(input_path: PathLike, targets: List[Path], *, plot: Optional[PathLike] = None,
                      output_sample_rate: Optional[int] = None) -> None:
     """Every check of a file run's paths that needs no audio, done before any work: the input is a readable
@@ -266,6 +194,44 @@ def check_vamp_paths(input_path: PathLike, targets: List[Path], *, plot: Optiona
                 raise PipelineError(f"{plot}: the plot would overwrite an audio output")
     except PathError as exc:
         raise PipelineError(str(exc)) from None
+
+
+class ModelShape(Protocol):
+    """What planning needs of a model: a ``Bundle``, a ``bundle.ManifestInfo`` (read without loading) or the demo
+    bundle's ``demo.DEMO_SHAPE``."""
+
+    n_codebooks: int
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """A planned file vamp (``plan_file``): every cheap check done; ``Pipeline.run`` executes it."""
+
+    input: Path
+    outputs: Tuple[Path, ...]
+    options: VampOptions
+    n_codebooks: int  # the options were checked against this model
+    plot: Optional[Path] = None
+    output_sample_rate: Optional[int] = None  # None: the codec's rate
+
+
+def plan_file(model: ModelShape, input_path: PathLike, output_path: PathLike, options: Optional[VampOptions] = None,
+              *, plot: Optional[PathLike] = None, output_sample_rate: Optional[int] = None) -> FileJob:
+    """Every check of a file vamp that needs no audio and no loaded model, done once: the options against the
+    model's codebook count (and the librosa extra), the input (a readable regular file: one stat; its header within
+    ``audio.InputLimits`` and the run's outputs within ``audio.MAX_OUTPUT_SECONDS``), each output's format,
+    directory (one write probe each) and distinctness from the input, the plot likewise."""
+    options = options if options is not None else VampOptions()
+    options.validate(int(model.n_codebooks))
+    targets = output_paths(output_path, int(options.variations))
+    check_vamp_paths(input_path, targets, plot=plot,
+                     output_sample_rate=int(model.sample_rate) if output_sample_rate is None else output_sample_rate)
+    audio_io.check_input_header(input_path, variations=int(options.variations),
+                                time_stretch=int(options.time_stretch))
+    return FileJob(input=Path(input_path), outputs=tuple(targets), options=options,
+                   n_codebooks=int(model.n_codebooks), plot=None if plot is None else Path(plot),
+                   output_sample_rate=None if output_sample_rate is None else int(output_sample_rate))
 
 
 class Pipeline:
@@ -343,6 +309,8 @@ class Pipeline:
         session = self.bundle.session(model)
         token = self._token()
         options = token.run_options if token is not None else None
+        if options is None:
+            return self._guard(model, lambda: session.run(None, feeds)[0])
         return self._guard(model, lambda: session.run(None, feeds, options)[0])
 
     # ---------------------------------------------------------------- generation
@@ -441,13 +409,18 @@ class Pipeline:
                      on_progress: Optional[ProgressCallback] = None) -> VampResult:
         """Vamp audio [channels, frames] (or [frames]) at `sample_rate`; `on_progress` (default: the pipeline's)
         is told each stage's progress."""
-        options = options or VampOptions()
-        on_progress = on_progress or self.on_progress
+        options = options if options is not None else VampOptions()
         options.validate(self.bundle.n_codebooks)
         x = np.asarray(samples, dtype=np.float32)
         x = x[None, :] if x.ndim == 1 else x
         if x.ndim != 2 or x.shape[1] == 0 or not np.isfinite(x).all():
             raise PipelineError("audio must be finite samples [channels, frames] with at least one frame")
+        return self._vamp_checked(x, sample_rate, options, on_progress)
+
+    def _vamp_checked(self, x: np.ndarray, sample_rate: int, options: VampOptions,
+                      on_progress: Optional[ProgressCallback]) -> VampResult:
+        """``vamp_samples`` after its checks: `x` finite float32 [channels, frames], `options` checked."""
+        on_progress = on_progress or self.on_progress
         if int(sample_rate) > 0:
             audio_io.check_output_duration(x.shape[1] / int(sample_rate), options.variations, options.time_stretch)
         b = self.bundle
@@ -497,27 +470,27 @@ class Pipeline:
             _report(on_progress, "decode", i + 1, n)
         return np.stack(decoded)
 
-    def vamp_file(self, input_path: PathLike, output_path: PathLike, options: Optional[VampOptions] = None, *,
-                  plot: Optional[PathLike] = None, output_sample_rate: Optional[int] = None,
-                  on_progress: Optional[ProgressCallback] = None) -> Tuple[List[Path], VampResult]:
-        """Read `input_path`, vamp it, write the variation(s) (see ``output_paths``) and optionally a PNG plot.
+    def plan_file(self, input_path: PathLike, output_path: PathLike, options: Optional[VampOptions] = None, *,
+                  plot: Optional[PathLike] = None, output_sample_rate: Optional[int] = None) -> FileJob:
+        """``plan_file`` against this pipeline's bundle: every cheap check, once; ``run`` executes the job."""
+        return plan_file(self.bundle, input_path, output_path, options, plot=plot,
+                         output_sample_rate=output_sample_rate)
 
-        Output formats and directories are checked before any work; every file is written atomically."""
-        options = options or VampOptions()
-        options.validate(self.bundle.n_codebooks)
-        targets = output_paths(output_path, int(options.variations))
-        check_vamp_paths(input_path, targets, plot=plot,
-                         output_sample_rate=self.bundle.sample_rate if output_sample_rate is None else output_sample_rate)
-        samples, sr = audio_io.read_audio(input_path)
-        result = self.vamp_samples(samples, sr, options, on_progress=on_progress)
-        rate = int(output_sample_rate or result.sample_rate)
+    def run(self, job: FileJob, *, on_progress: Optional[ProgressCallback] = None) -> Tuple[List[Path], VampResult]:
+        """Execute a planned file vamp: read the input, vamp it, write the variation(s) and the plot atomically
+        (all or nothing)."""
+        if job.n_codebooks != self.bundle.n_codebooks:  # planned against another model
+            job.options.validate(self.bundle.n_codebooks)
+        samples, sr = audio_io.read_audio(job.input, checked=True)  # finite, [channels, frames]
+        result = self._vamp_checked(samples, sr, job.options, on_progress)
+        rate = int(job.output_sample_rate or result.sample_rate)
         written: List[Path] = []
         try:
-            for target, waveform in zip(targets, result.audio):
+            for target, waveform in zip(job.outputs, result.audio):
                 data = audio_io.resample(waveform, result.sample_rate, rate) if rate != result.sample_rate else waveform
                 written.append(audio_io.write_audio(target, audio_io.limit_peak(data), rate))
-            if plot is not None:
-                plot_codes(result, plot)
+            if job.plot is not None:
+                plot_codes(result, job.plot)
         except BaseException:
             for path in written:  # all or nothing
                 try:
@@ -526,6 +499,15 @@ class Pipeline:
                     pass
             raise
         return written, result
+
+    def vamp_file(self, input_path: PathLike, output_path: PathLike, options: Optional[VampOptions] = None, *,
+                  plot: Optional[PathLike] = None, output_sample_rate: Optional[int] = None,
+                  on_progress: Optional[ProgressCallback] = None) -> Tuple[List[Path], VampResult]:
+        """Read `input_path`, vamp it, write the variation(s) (see ``output_paths``) and optionally a PNG plot:
+        ``run(plan_file(...))``. Output formats and directories are checked before any work; every file is
+        written atomically."""
+        job = self.plan_file(input_path, output_path, options, plot=plot, output_sample_rate=output_sample_rate)
+        return self.run(job, on_progress=on_progress)
 
 
 def _matplotlib():
@@ -588,5 +570,8 @@ __all__ = [
     "derive_seed",
     "output_paths",
     "check_vamp_paths",
+    "plan_file",
+    "FileJob",
+    "ModelShape",
     "plot_codes",
 ]

@@ -6,7 +6,7 @@
 //
 //   out[b, i, h] = sum_j softmax_j(q_i . k_j / sqrt(dh) + rel_bias[bucket(j - i), h]) v_j      (no mask)
 //
-// bucket(rel) is the generalised T5 bidirectional rule (golden/README.md item 10): num_buckets/2 buckets per
+// bucket(rel) is the generalised T5 bidirectional rule (tests/golden/README.md item 10): num_buckets/2 buckets per
 // direction, +num_buckets/2 when rel > 0, exact below num_buckets/4, log-spaced up to max_distance, log in float32.
 // The QKV and output projections are ORT MatMuls outside the op (docs/ATTENTION.md explains the boundary).
 //

@@ -1,4 +1,4 @@
-// SampleAndRemask: one step of VampNet's iterative decode (SPEC.md section 2) with the initial mask count N0
+// SampleAndRemask: one step of VampNet's iterative decode (docs/SPEC.md section 2) with the initial mask count N0
 // given per batch item. See docs/SAMPLING.md for the full contract.
 //
 //   logits float [B, P, T, V], codes int64 [B, C, T], start_codes int64 [B, C, T], n0 int64 [B], step int64 [],

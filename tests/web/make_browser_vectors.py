@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from vampnet_ort import audio as audio_io
-from vampnet_ort import masks
 from vampnet_ort.demo import synthesize_clip
-from vampnet_ort.pipeline import Pipeline, SamplingOptions, VampOptions
+from vampnet_ort.options import options_from_json
+from vampnet_ort.pipeline import Pipeline, VampOptions
 
 UI_FIELDS = {"seed": 4, "coarse_steps": 6, "periodic_period": 5, "c2f_steps": 2}
 API_CASES = [
@@ -30,15 +30,8 @@ API_CASES = [
 
 
 def options(raw: dict) -> VampOptions:
-    opts = VampOptions()
-    for key, value in raw.items():
-        if key == "mask":
-            opts.mask = masks.MaskOptions(**value)
-        elif key in ("coarse", "c2f"):
-            setattr(opts, key, SamplingOptions(**{**({"steps": 2} if key == "c2f" else {}), **value}))
-        else:
-            setattr(opts, key, value)
-    return opts
+    """`raw` (a JS options object: partial, nested) over the defaults, as options.js resolves it."""
+    return options_from_json(raw)
 
 
 def result_entry(pipe: Pipeline, mono: np.ndarray, raw: dict) -> dict:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vampnet_ort import masks
 from vampnet_ort.demo import demo_bundle_path, synthesize_clip
-from vampnet_ort.pipeline import Pipeline, SamplingOptions, VampOptions
+from vampnet_ort.options import options_from_json
+from vampnet_ort.pipeline import Pipeline, VampOptions
 from vampnet_ort.web_server import browser_manifest
 
 CASES = [
@@ -41,16 +41,8 @@ def b64(array: np.ndarray) -> str:
 
 
 def vamp_options(raw: dict) -> VampOptions:
-    opts = VampOptions()
-    for key, value in raw.items():
-        if key == "mask":
-            opts.mask = masks.MaskOptions(**value)
-        elif key in ("coarse", "c2f"):
-            base = {"steps": 2} if key == "c2f" else {}
-            setattr(opts, key, SamplingOptions(**{**base, **value}))
-        else:
-            setattr(opts, key, value)
-    return opts
+    """`raw` (a JS options object: partial, nested) over the defaults, as options.js resolves it."""
+    return options_from_json(raw)
 
 
 class Recorder:

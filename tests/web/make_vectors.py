@@ -22,6 +22,7 @@ from vampnet_ort import audio as audio_io
 from vampnet_ort import codec, masks
 from vampnet_ort.codec_geometry import CodecConfig
 from vampnet_ort.demo import DEMO_CODEC
+from vampnet_ort.options import options_from_json
 from vampnet_ort.pipeline import PipelineError, VampOptions, derive_seed
 
 RELEASE_CODEC = dict(sample_rate=44100, encoder_dim=64, encoder_rates=[2, 4, 8, 8], decoder_dim=1536,
@@ -96,15 +97,8 @@ def invalid_option_vectors() -> list:
     ]
     out = []
     for case in cases:
-        opts = VampOptions()
-        for key, value in case.items():
-            if isinstance(value, dict):
-                for sub, v in value.items():
-                    setattr(getattr(opts, key), sub, v)
-            else:
-                setattr(opts, key, value)
         try:
-            opts.validate(14)
+            options_from_json(case).validate(14)
         except (PipelineError, masks.MaskError) as exc:
             out.append({"options": case, "message": str(exc)})
             continue

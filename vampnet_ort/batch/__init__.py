@@ -35,7 +35,7 @@ def __getattr__(name: str) -> Any:  # lazy: `vampnet-ort --help` registers the b
 
         return InputError
     if name == "OverrideError":
-        from .options import OverrideError
+        from ..options import OverrideError
 
         return OverrideError
     raise AttributeError(f"module 'vampnet_ort.batch' has no attribute {name!r}")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import frontend
 from .constants import ENGINES, OUTPUT_FORMATS, REPORT_NAME
 
 EXIT_FAILED = 1
@@ -14,8 +15,6 @@ MAX_FAILURES_LISTED = 20
 
 
 def add_batch_parser(sub: "argparse._SubParsersAction") -> None:
-    from ..cli import _add_vamp_options
-
     b = sub.add_parser(
         "batch", help="vamp many files: folders, manifests; resumable; local workers or Ray",
         description="Vamp every INPUT (audio files, folders searched recursively by audio extension, CSV or "
@@ -25,8 +24,7 @@ def add_batch_parser(sub: "argparse._SubParsersAction") -> None:
                     "built-in demo bundle is used (random weights: not music). See docs/BATCH.md.")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, or manifest (.csv, .jsonl)")
     b.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    b.add_argument("--models", metavar="DIR",
-                   help="bundle directory from 'vampnet-ort export' (default: the demo bundle)")
+    frontend.add_models(b)
     b.add_argument("--format", choices=OUTPUT_FORMATS,
                    help="output format (default: the input's when wav, flac or ogg, else wav)")
     b.add_argument("--workers", type=int, metavar="N", default=1,
@@ -38,15 +36,14 @@ def add_batch_parser(sub: "argparse._SubParsersAction") -> None:
     b.add_argument("--per-file-seed", action="store_true",
                    help="give each file its own seed derived from --seed and its relative path (default: every "
                         "file uses --seed); the seed used is in the report")
-    _add_vamp_options(b, batch=True)
+    frontend.add_vamp_arguments(b, batch=True)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from ..cli import _log
+    from ..options import options_from_args
     from .core import vamp_many
-    from .options import options_from_namespace
 
-    log = _log(args.quiet)
+    log = frontend.logger(args.quiet)
     if args.models is None:
         from ..demo import DEMO_NOTE
 
@@ -54,7 +51,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     records: list = []
     report = Path(args.out) / REPORT_NAME
     try:
-        records = vamp_many(args.inputs, args.out, options_from_namespace(args), engine=args.engine,
+        records = vamp_many(args.inputs, args.out, options_from_args(args), engine=args.engine,
                             workers=args.workers, threads=args.threads, models=args.models,
                             output_format=args.format, output_sample_rate=args.output_sample_rate,
                             per_file_seed=args.per_file_seed, ray_address=args.ray_address,

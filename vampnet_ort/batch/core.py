@@ -11,17 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from ..pipeline import VampOptions, output_paths
+from ..options import VampOptions, check_output_sample_rate, options_to_json
+from ..pipeline import output_paths
 from .constants import ENGINES, OUTPUT_FORMATS, REPORT_NAME
 from .inputs import BatchInput, InputError, collect_inputs
 from .job import input_duration, outputs_complete
-from .options import (
-    apply_overrides,
-    check_output_sample_rate,
-    namespace_from_options,
-    options_from_namespace,
-    options_to_dict,
-)
 from .report import ReportWriter, make_record
 
 PathLike = Union[str, os.PathLike]
@@ -70,26 +64,23 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
         raise BatchError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
     check_output_sample_rate(output_sample_rate)
     options.validate(n_codebooks)
-    base = namespace_from_options(options) if any(i.overrides for i in items) else None
     jobs: List[Dict[str, Any]] = []
     claimed: Dict[Path, str] = {}
     for index, item in enumerate(items):
         relative = _output_relative(item, output_format)
         target = (out_dir / Path(*relative.parts)).absolute()
         item_options, rate = options, output_sample_rate
-        overridden = {str(k).strip().lstrip("-").replace("-", "_") for k in item.overrides}
-        if item.overrides:
-            assert base is not None
-            try:
-                args = apply_overrides(base, item.overrides)
-                item_options = options_from_namespace(args)
+        overrides = item.overrides
+        try:
+            if overrides.fields:
+                item_options = overrides.apply(options)  # validated as built
                 item_options.validate(n_codebooks)
-                if "output_sample_rate" in overridden:
-                    rate = args.output_sample_rate
-                    check_output_sample_rate(rate)
-            except ValueError as exc:  # OverrideError, PipelineError, MaskError
-                raise InputError(f"{item.origin}: {exc}") from None
-        if per_file_seed and "seed" not in overridden:
+            if overrides.output_sample_rate is not None:
+                rate = overrides.output_sample_rate[0]
+                check_output_sample_rate(rate)
+        except ValueError as exc:  # PipelineError, MaskError
+            raise InputError(f"{item.origin}: {exc}") from None
+        if per_file_seed and "seed" not in overrides.names:
             item_options = dataclasses.replace(item_options, seed=file_seed(options.seed, relative.as_posix()))
         outputs = output_paths(target, int(item_options.variations))
         for path in outputs:
@@ -107,7 +98,7 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
             "input": str(item.source.absolute()),
             "output": str(target),
             "outputs": [str(p) for p in outputs],
-            "options": options_to_dict(item_options),
+            "options": options_to_json(item_options),
             "output_sample_rate": None if rate is None else int(rate),
         })
     return jobs
@@ -189,7 +180,7 @@ def vamp_many(
     on. ``models`` is a bundle directory (default: the demo bundle). ``workers`` processes (or Ray actors) each get
     ``threads`` intra-op threads (default: the cores shared evenly). KeyboardInterrupt stops cleanly (no partial
     outputs, the report holds what finished) and propagates."""
-    from ..bundle import read_manifest
+    from ..bundle import read_manifest_info
 
     options = options if options is not None else VampOptions()
     if engine not in ENGINES:
@@ -204,14 +195,13 @@ def vamp_many(
     if out.exists() and not out.is_dir():
         raise BatchError(f"{out}: exists and is not a directory")
     if models is not None:
-        n_codebooks = int(read_manifest(models).get("n_codebooks", 14))  # cheap checks before any hashing
-        bundle = str(Path(models).absolute())
+        bundle_path = Path(models)
     else:
         from ..demo import demo_bundle_path
 
         bundle_path = demo_bundle_path(log=log)
-        n_codebooks = int(read_manifest(bundle_path).get("n_codebooks", 14))
-        bundle = str(bundle_path.absolute())
+    n_codebooks = read_manifest_info(bundle_path).n_codebooks  # cheap checks before any hashing
+    bundle = str(bundle_path.absolute())
     items = collect_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, exclude=out)
     jobs = plan_jobs(items, out, options, n_codebooks=n_codebooks, output_format=output_format,
                      per_file_seed=per_file_seed, output_sample_rate=output_sample_rate)

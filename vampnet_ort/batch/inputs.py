@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, Iterable, List, Optional, Union
 
+from ..options import OverrideError, Overrides, parse_overrides
+
 PathLike = Union[str, os.PathLike]
 
 # Found in folders; a file named on the command line or in a manifest is tried whatever its extension.
@@ -34,7 +36,7 @@ class BatchInput:
     source: Path  # the audio file
     relative: PurePosixPath  # where its output goes under --out (extension decided later)
     origin: str  # for messages: the path as given, or "manifest.csv:3"
-    overrides: Dict[str, Any] = field(default_factory=dict)
+    overrides: Overrides = field(default_factory=Overrides)  # a manifest row's, names and types checked
     explicit_output: bool = False  # `relative` came from a manifest's output column (keep its extension)
 
 
@@ -109,9 +111,6 @@ def _manifest_rows(path: Path) -> Iterable[tuple[int, Dict[str, Any]]]:
 def read_manifest(path: Path) -> List[BatchInput]:
     """The rows of a manifest. Columns: ``input`` (audio path, relative to the manifest's folder), optional
     ``output`` (relative path under --out), and per-file overrides named like the vamp options (checked later)."""
-    from .options import OverrideError, apply_overrides, default_namespace
-
-    base = default_namespace()
     items: List[BatchInput] = []
     for number, row in _manifest_rows(path):
         where = f"{path}:{number}"
@@ -131,10 +130,10 @@ def read_manifest(path: Path) -> List[BatchInput]:
             raise InputError(f"{where}: output must be a string path, got {output_text!r}")
         else:
             relative = _safe_relative(source_text) or PurePosixPath(source.name)
-        overrides = {k: v for k, v in row.items()
-                     if k not in (INPUT_COLUMN, OUTPUT_COLUMN) and not (isinstance(v, str) and not v.strip())}
+        given = {k: v for k, v in row.items()
+                 if k not in (INPUT_COLUMN, OUTPUT_COLUMN) and not (isinstance(v, str) and not v.strip())}
         try:
-            apply_overrides(base, overrides)  # names and types now; option ranges when the batch is planned
+            overrides = parse_overrides(given)  # names and types now; option ranges when the batch is planned
         except OverrideError as exc:
             raise InputError(f"{where}: {exc}") from None
         items.append(BatchInput(source=source, relative=relative, origin=where, overrides=overrides,

@@ -11,20 +11,14 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from ..pipeline import Pipeline
-from .options import options_from_dict
+from ..frontend import describe_error
+from ..options import options_from_json
 from .report import make_record
 
 
 def one_line(exc: BaseException) -> str:
-    """The error as one line, as the CLI prints it; unexpected types are named."""
-    from ..pipeline import PipelineError
-
-    text = " ".join(str(exc).split("\n")[0].split()) if str(exc) else ""
-    if isinstance(exc, MemoryError):
-        return "out of memory"
-    if isinstance(exc, (PipelineError, OSError, ValueError)):  # the package's errors derive from ValueError
-        return text or type(exc).__name__
-    return f"internal error: {type(exc).__name__}: {text}"
+    """The error as one line, as the CLI prints it (``frontend.describe_error``)."""
+    return describe_error(exc)
 
 
 def partial_files(outputs: Iterable[str]) -> List[Path]:
@@ -65,7 +59,7 @@ def run_job(pipe: Pipeline, job: Mapping[str, Any], on_finished: Any = None) -> 
     `on_finished.interruptible` (when given) is set False the moment ``vamp_file`` has returned, so that a stop
     request from then on waits for the record (``local._StopControl``)."""
     started = time.perf_counter()
-    options = options_from_dict(job["options"])
+    options = options_from_json(job["options"])
     target = Path(job["output"])
     duration = input_duration(job["input"])
     error: Optional[str] = None

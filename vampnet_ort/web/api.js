@@ -5,7 +5,7 @@
 // options: Python VampOptions field names, nested the same way; missing fields take the Python defaults.
 import { Pipeline, PipelineError, bundleInfo } from './pipeline.js';
 import { MODEL_FILES } from './bundle.js';
-import { resolveOptions } from './options.js';
+import { resolveOptions, VAMP_DEFAULTS } from './options.js';
 
 export const SAMPLE_RATE = 44100;
 
@@ -119,5 +119,5 @@ export function createApi({ baseUrl, threads, onLoadProgress = () => {}, onProgr
     }
   }
 
-  return { ready, vamp, get manifest() { return manifest; }, defaults: () => resolveOptions({}, 14) };
+  return { ready, vamp, get manifest() { return manifest; }, defaults: () => structuredClone(VAMP_DEFAULTS) };
 }

@@ -2,6 +2,7 @@
 // follow the counter-based contract of docs/PIPELINE.md, "Mask random numbers"). Onset and beat masks need librosa
 // and are Python-only. A mask is {data: Uint8Array, shape: [B, C, T]} (row-major), 1 = regenerate, 0 = keep.
 
+import SCHEMA from './options.json' with { type: 'json' };
 import { philox4x32_10, itemKey, uniformFromWord } from './philox.js';
 
 export const PURPOSE_INTENSITY = 0x4d534b01;
@@ -15,21 +16,8 @@ export class MaskError extends Error {
   }
 }
 
-/** The defaults of Python's MaskOptions (the upstream app's). */
-export const MASK_DEFAULTS = Object.freeze({
-  intensity: 1.0,
-  prefix_s: 0.0,
-  suffix_s: 0.0,
-  periodic_period: 7,
-  periodic_width: 1,
-  periodic_random_roll: true,
-  onset_width: 0,
-  beat_width_ms: 0.0,
-  beat_downbeats_only: false,
-  dropout: 0.0,
-  n_conditioning_codebooks: 0,
-  upper_codebook_mask: 3,
-});
+/** The defaults of Python's MaskOptions (the upstream app's), from options.json (written by vampnet_ort/options.py). */
+export const MASK_DEFAULTS = Object.freeze({ ...SCHEMA.defaults.mask });
 
 function checkShape(shape) {
   if (!Array.isArray(shape) || shape.length !== 3 || shape.some((d) => !Number.isInteger(d) || d < 0)) {
@@ -218,17 +206,16 @@ export function secondsToFrames(seconds, sampleRate, hopLength) {
   return Math.ceil((Number(seconds) * sampleRate) / hopLength);
 }
 
-const MAX_SECONDS = 86400;
-const MAX_INT_OPTION = 2 ** 31 - 1;
+const { MAX_SECONDS, MAX_INT_OPTION, MAX_SECONDS_TEXT, MAX_BEAT_MS_TEXT } = SCHEMA.limits;
 
 /** Python's MaskOptions.validate, same rules and messages. */
 export function validateMaskOptions(o, nCodebooks) {
   checkProbability(o.intensity, 'mask intensity');
   checkProbability(o.dropout, 'dropout');
-  // MAX_SECONDS and MAX_INT_OPTION of vampnet_ort/masks.py; the bounds as Python's '{high:g}' prints them
-  for (const [name, label, high, shown] of [['prefix_s', 'prefix (seconds)', MAX_SECONDS, '86400'],
-    ['suffix_s', 'suffix (seconds)', MAX_SECONDS, '86400'],
-    ['beat_width_ms', 'beat width (ms)', MAX_SECONDS * 1000, '8.64e+07']]) {
+  // MAX_SECONDS and MAX_INT_OPTION of vampnet_ort/options.py; the bounds as Python's '{high:g}' prints them
+  for (const [name, label, high, shown] of [['prefix_s', 'prefix (seconds)', MAX_SECONDS, MAX_SECONDS_TEXT],
+    ['suffix_s', 'suffix (seconds)', MAX_SECONDS, MAX_SECONDS_TEXT],
+    ['beat_width_ms', 'beat width (ms)', MAX_SECONDS * 1000, MAX_BEAT_MS_TEXT]]) {
     const v = Number(o[name]);
     if (!Number.isFinite(v) || v < 0 || v > high) throw new MaskError(`${label} must be between 0 and ${shown}, got ${o[name]}`);
   }

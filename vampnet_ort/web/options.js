@@ -1,11 +1,14 @@
-// VampOptions of vampnet_ort.pipeline as a plain object: same field names, same nesting, same defaults, same
-// validation rules. Missing fields take the Python defaults; unknown fields are refused (a typo never passes
-// silently).
+// VampOptions of vampnet_ort/options.py as a plain object: same field names, same nesting, same defaults, same
+// validation rules. The defaults, bounds and limits come from options.json, which Python writes from its one option
+// table (`python -m vampnet_ort.options --web-json vampnet_ort/web/options.json`; tests/test_options.py checks the
+// file is current). Missing fields take the defaults; unknown fields are refused (a typo never passes silently).
 
-import { MASK_DEFAULTS, validateMaskOptions, MaskError } from './masks.js';
+import SCHEMA from './options.json' with { type: 'json' };
+import { validateMaskOptions, MaskError } from './masks.js';
 
-export const MAX_VARIATIONS = 64;
-export const MAX_TIME_STRETCH = 16;
+const LIMITS = SCHEMA.limits;
+export const MAX_VARIATIONS = LIMITS.MAX_VARIATIONS;
+export const MAX_TIME_STRETCH = LIMITS.MAX_TIME_STRETCH;
 
 export class OptionsError extends Error {
   constructor(message) {
@@ -14,26 +17,41 @@ export class OptionsError extends Error {
   }
 }
 
-const SAMPLING_DEFAULTS = Object.freeze({
-  steps: 36,
-  temperature: 1.0,
-  mask_temperature: 10.5,
-  top_p: 0.0,
-  typical_mass: 0.0,
-  typical_min_tokens: 64,
-  sample_cutoff: 1.0,
-});
+function deepFreeze(o) {
+  for (const v of Object.values(o)) if (v !== null && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
+}
 
-export const VAMP_DEFAULTS = Object.freeze({
-  mask: MASK_DEFAULTS,
-  coarse: SAMPLING_DEFAULTS,
-  c2f: Object.freeze({ ...SAMPLING_DEFAULTS, steps: 2 }),
-  use_c2f: true,
-  seed: 0,
-  variations: 1,
-  feedback_steps: 1,
-  time_stretch: 1,
-});
+export const VAMP_DEFAULTS = deepFreeze(structuredClone(SCHEMA.defaults));
+
+function atPath(object, path) {
+  return path.split('.').reduce((o, key) => (o === undefined ? undefined : o[key]), object);
+}
+
+const UI_BOUND = 1e15; // wider bounds (int64, float32 max) stay in the validation, not on the input element
+
+/** Set every option control under `root` (elements with data-option="field.path") to the default, bounds and
+ * step of options.json: the page states no option value of its own. */
+export function fillControls(root) {
+  for (const el of root.querySelectorAll('[data-option]')) {
+    const path = el.dataset.option;
+    const value = atPath(VAMP_DEFAULTS, path);
+    if (value === undefined) throw new OptionsError(`the page names an unknown option ${path}`);
+    if (el.type === 'checkbox') {
+      el.checked = Boolean(value);
+      continue;
+    }
+    const bounds = SCHEMA.bounds[path];
+    const step = bounds.step ?? 'any';
+    el.step = String(step);
+    const low = Number(bounds.min);
+    let high = Number(bounds.max);
+    if (bounds.max_open && typeof step === 'number') high -= step;
+    if (bounds.min !== null && Math.abs(low) <= UI_BOUND) el.min = String(low);
+    if (bounds.max !== null && Math.abs(high) <= UI_BOUND) el.max = String(Number(high.toFixed(6)));
+    el.value = String(value);
+  }
+}
 
 function merge(defaults, given, where) {
   if (given === undefined || given === null) return { ...defaults };
@@ -52,19 +70,22 @@ function merge(defaults, given, where) {
   return out;
 }
 
-const FLOAT32_MAX = 3.4028234663852886e38;
-const INT64_MAX = 2 ** 63 - 1;  // rounds to 2**63 as a Number: the bound of Python's check
+const FLOAT32_MAX = LIMITS.FLOAT32_MAX;
+const INT64_MAX_TEXT = LIMITS.INT64_MAX; // 2^63 - 1 as text: not exact as a Number
+const INT64_MAX = Number(INT64_MAX_TEXT); // rounds to 2**63 as a Number: the bound of Python's check
+const MAX_STEPS = LIMITS.MAX_STEPS;
+const MAX_FEEDBACK_STEPS = LIMITS.MAX_FEEDBACK_STEPS;
 
 function validateSampling(o, stage) {
-  if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 10000) {
-    throw new OptionsError(`${stage} steps must be between 1 and 10000, got ${o.steps}`);
+  if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > MAX_STEPS) {
+    throw new OptionsError(`${stage} steps must be between 1 and ${MAX_STEPS}, got ${o.steps}`);
   }
   for (const name of ['temperature', 'mask_temperature', 'top_p', 'typical_mass', 'sample_cutoff']) {
     if (typeof o[name] !== 'number' || !Number.isFinite(o[name])) {
       throw new OptionsError(`${stage} ${name.replaceAll('_', ' ')} must be finite, got ${o[name]}`);
     }
     if (Math.abs(o[name]) > FLOAT32_MAX) {  // the graphs take float32: it would become infinite
-      throw new OptionsError(`${stage} ${name.replaceAll('_', ' ')} must be at most 3.403e+38 in magnitude (a float32), got ${o[name]}`);
+      throw new OptionsError(`${stage} ${name.replaceAll('_', ' ')} must be at most ${FLOAT32_MAX.toPrecision(4)} in magnitude (a float32), got ${o[name]}`);
     }
   }
   if (o.temperature < 0) throw new OptionsError(`${stage} temperature must be >= 0 (0 = argmax), got ${o.temperature}`);
@@ -74,7 +95,7 @@ function validateSampling(o, stage) {
     throw new OptionsError(`${stage} typical mass must be in [0, 1) (0: off), got ${o.typical_mass}`);
   }
   if (!Number.isInteger(o.typical_min_tokens) || o.typical_min_tokens < 1 || o.typical_min_tokens > INT64_MAX) {
-    throw new OptionsError(`${stage} typical min tokens must be between 1 and 9223372036854775807, got ${o.typical_min_tokens}`);
+    throw new OptionsError(`${stage} typical min tokens must be between 1 and ${INT64_MAX_TEXT}, got ${o.typical_min_tokens}`);
   }
 }
 
@@ -99,8 +120,8 @@ export function resolveOptions(options, nCodebooks) {
   if (!Number.isInteger(o.variations) || o.variations < 1 || o.variations > MAX_VARIATIONS) {
     throw new OptionsError(`variations must be between 1 and ${MAX_VARIATIONS}, got ${o.variations}`);
   }
-  if (!Number.isInteger(o.feedback_steps) || o.feedback_steps < 1 || o.feedback_steps > 100) {
-    throw new OptionsError(`feedback steps must be between 1 and 100, got ${o.feedback_steps}`);
+  if (!Number.isInteger(o.feedback_steps) || o.feedback_steps < 1 || o.feedback_steps > MAX_FEEDBACK_STEPS) {
+    throw new OptionsError(`feedback steps must be between 1 and ${MAX_FEEDBACK_STEPS}, got ${o.feedback_steps}`);
   }
   if (!Number.isInteger(o.time_stretch) || o.time_stretch < 1 || o.time_stretch > MAX_TIME_STRETCH) {
     throw new OptionsError(`time stretch must be an integer between 1 and ${MAX_TIME_STRETCH}, got ${o.time_stretch}`);
