@@ -150,19 +150,40 @@ def test_jsonl_manifest_variations_and_typed_values(bundle: Path, tmp_path: Path
     assert sorted(r["status"] for r in report(out)[4:]) == ["ok", "skipped"]
 
 
+@pytest.mark.parametrize("content,where,fragments", [
+    ("input,perod\nx.wav,3\n", 2, ["unknown option 'perod'", "period"]),
+    ("input,period\nx.wav,3\ny.wav,three\n", 3, ["period", "invalid int value"]),
+    ("input,dropout\nx.wav,1.5\n", 2, ["dropout"]),
+    ("input,threads\nx.wav,2\n", 2, ["run-level option"]),
+    ("input,no_c2f\nx.wav,maybe\n", 2, ["true or false"]),
+    ("input,output\nx.wav,../escape.wav\n", 2, ["relative path inside --out"]),
+    ("input,output\nx.wav,y.mp4\n", 2, ["extension"]),
+])
+def test_manifest_bad_row_is_an_error_record_naming_the_row(bundle: Path, tmp_path: Path, content: str, where: int,
+                                                            fragments: list) -> None:
+    tone(tmp_path / "x.wav", 0.5, 8000, 200)
+    tone(tmp_path / "y.wav", 0.5, 8000, 300)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(content)
+    out = tmp_path / "out"
+    proc = run("batch", manifest, "--out", out, "--models", bundle)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"failed: {manifest}:{where}: " in proc.stderr
+    bad = [r for r in report(out) if r["status"] == "error"]
+    assert len(bad) == 1 and bad[0]["input"] == f"{manifest}:{where}" and bad[0]["outputs"] == [], bad
+    for fragment in fragments:
+        assert fragment in bad[0]["error"], (fragment, bad[0]["error"])
+    good = {Path(r["output"]).name for r in report(out) if r["status"] == "ok"}
+    assert audio_files(out) == good  # the other rows were vamped, the bad one wrote nothing
+
+
 @pytest.mark.parametrize("content,fragments", [
-    ("input,perod\nx.wav,3\n", ["m.csv:2", "unknown option 'perod'", "period"]),
-    ("input,period\nx.wav,3\nx.wav,three\n", ["m.csv:3", "period", "invalid int value"]),
-    ("input,dropout\nx.wav,1.5\n", ["m.csv:2", "dropout"]),
-    ("input,threads\nx.wav,2\n", ["m.csv:2", "run-level option"]),
-    ("input,no_c2f\nx.wav,maybe\n", ["m.csv:2", "true or false"]),
     ("path,seed\nx.wav,1\n", ["header row with an 'input' column"]),
-    ("input,output\nx.wav,../escape.wav\n", ["m.csv:2", "relative path inside --out"]),
-    ("input,output\nx.wav,y.mp4\n", ["m.csv:2", "extension"]),
+    ("input,seed,seed\nx.wav,1,2\n", ["m.csv:1", "duplicate column 'seed'"]),
     ("input\n", ["lists no inputs"]),
 ])
-def test_manifest_errors_name_the_row_and_write_nothing(bundle: Path, tmp_path: Path, content: str,
-                                                        fragments: list) -> None:
+def test_manifest_file_errors_stop_the_batch_and_write_nothing(bundle: Path, tmp_path: Path, content: str,
+                                                               fragments: list) -> None:
     tone(tmp_path / "x.wav", 0.5, 8000, 200)
     manifest = tmp_path / "m.csv"
     manifest.write_text(content)
@@ -172,13 +193,17 @@ def test_manifest_errors_name_the_row_and_write_nothing(bundle: Path, tmp_path: 
 
 
 def test_jsonl_errors(bundle: Path, tmp_path: Path) -> None:
+    tone(tmp_path / "x.wav", 0.5, 8000, 200)
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text('{"input": "x.wav"}\n{"input": "x.wav", "seed": \n')
-    one_line_error(run("batch", manifest, "--out", tmp_path / "o", "--models", bundle), "m.jsonl:2", "not valid JSON")
-    manifest.write_text('["x.wav"]\n')
-    one_line_error(run("batch", manifest, "--out", tmp_path / "o", "--models", bundle), "m.jsonl:1", "JSON object")
-    manifest.write_text('{"input": "x.wav", "seed": 1.5}\n')
-    one_line_error(run("batch", manifest, "--out", tmp_path / "o", "--models", bundle), "m.jsonl:1", "integer")
+    for content, where, fragment in (('{"input": "x.wav"}\n{"input": "x.wav", "seed": \n', 2, "not valid JSON"),
+                                     ('["x.wav"]\n', 1, "JSON object"),
+                                     ('{"input": "x.wav", "seed": 1.5}\n', 1, "integer")):
+        manifest.write_text(content)
+        out = tmp_path / f"o{where}{fragment[:3]}"
+        proc = run("batch", manifest, "--out", out, "--models", bundle, "-q")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        bad = [r for r in report(out) if r["status"] == "error"]
+        assert len(bad) == 1 and bad[0]["input"] == f"{manifest}:{where}" and fragment in bad[0]["error"], bad
 
 
 def test_command_errors(bundle: Path, collection: Path, tmp_path: Path) -> None:

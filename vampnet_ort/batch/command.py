@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Iterator
 
 from .. import frontend
 from .constants import ENGINES, OUTPUT_FORMATS, REPORT_NAME
@@ -20,7 +24,8 @@ def add_batch_parser(sub: "argparse._SubParsersAction") -> None:
         description="Vamp every INPUT (audio files, folders searched recursively by audio extension, CSV or "
                     "JSON-lines manifests with per-file overrides) into --out, mirroring relative paths. A report "
                     f"OUT/{REPORT_NAME} gets one record per file as it finishes. A rerun skips files whose "
-                    "outputs exist. Exit status: 0 all ok, 1 any failed, 130 interrupted. Without --models the "
+                    "outputs exist. Exit status: 0 all ok, 1 any failed, 130 interrupted (Ctrl-C), 143 / 129 "
+                    "stopped by SIGTERM / SIGHUP. Without --models the "
                     "built-in demo bundle is used (random weights: not music). See docs/BATCH.md.")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, or manifest (.csv, .jsonl)")
     b.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
@@ -39,6 +44,39 @@ def add_batch_parser(sub: "argparse._SubParsersAction") -> None:
     frontend.add_vamp_arguments(b, batch=True)
 
 
+STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP to the batch: handled like Ctrl-C (workers stopped, finished files recorded)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``Stopped`` in the main thread (once: a second one is ignored while the batch
+    stops its workers and records what finished)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from ..options import options_from_args
     from .core import vamp_many
@@ -51,11 +89,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
     records: list = []
     report = Path(args.out) / REPORT_NAME
     try:
-        records = vamp_many(args.inputs, args.out, options_from_args(args), engine=args.engine,
-                            workers=args.workers, threads=args.threads, models=args.models,
-                            output_format=args.format, output_sample_rate=args.output_sample_rate,
-                            per_file_seed=args.per_file_seed, ray_address=args.ray_address,
-                            progress=not args.quiet, log=log)
+        with _stop_signals():
+            records = vamp_many(args.inputs, args.out, options_from_args(args), engine=args.engine,
+                                workers=args.workers, threads=args.threads, models=args.models,
+                                output_format=args.format, output_sample_rate=args.output_sample_rate,
+                                per_file_seed=args.per_file_seed, ray_address=args.ray_address,
+                                progress=not args.quiet, log=log)
+    except Stopped as stop:
+        sys.stderr.write(f"vampnet-ort: stopped by {stop.name}; {report} holds a record of every file that "
+                         "finished, and a rerun resumes\n")
+        return 128 + stop.signum
     except KeyboardInterrupt:
         sys.stderr.write(f"vampnet-ort: interrupted; {report} holds a record of every file that finished, "
                          "and a rerun resumes\n")

@@ -13,16 +13,34 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from ..options import VampOptions, check_output_sample_rate, options_to_json
 from ..pipeline import output_paths
-from .constants import ENGINES, OUTPUT_FORMATS, REPORT_NAME
-from .inputs import BatchInput, InputError, collect_inputs
+from .constants import ENGINES, OUTPUT_FORMATS, PLANNED_NAME, REPORT_NAME
+from .inputs import BatchInput, InputError, collect_inputs, shown
 from .job import input_duration, outputs_complete
-from .report import ReportWriter, make_record
+from .report import ReportWriter, make_record, read_report
+from .safety import (
+    check_out_dir,
+    check_plan,
+    existing_regular_file,
+    open_report,
+    options_digest,
+    own_outputs,
+    read_planned,
+)
 
 PathLike = Union[str, os.PathLike]
 _KEPT_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
 
 class BatchError(ValueError):
     """A batch that cannot start: bad options, colliding outputs, an output that would replace its input."""
+
+
+def _cap(value: int, name: str, log: Callable[[str], None]) -> int:
+    """`value` capped at the CPUs this process may use, with a note (as ``vamp --threads``)."""
+    cores = available_cores()
+    if value > cores:
+        log(f"note: {name} {value} capped at {cores}, the CPUs available to this process")
+        return cores
+    return value
 
 
 def available_cores() -> int:
@@ -58,15 +76,16 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
               output_sample_rate: Optional[int] = None) -> List[Dict[str, Any]]:
     """One job per input (see ``job.py``), every option checked and every output path decided before any work."""
     from ..audio import check_writable_format
-    from ..paths import same_file
 
     if output_format is not None and output_format not in OUTPUT_FORMATS:
         raise BatchError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
     check_output_sample_rate(output_sample_rate)
     options.validate(n_codebooks)
     jobs: List[Dict[str, Any]] = []
-    claimed: Dict[Path, str] = {}
     for index, item in enumerate(items):
+        if item.error is not None:  # a bad manifest row: its own error record, never run
+            jobs.append(_error_job(index, item, item.error, options))
+            continue
         relative = _output_relative(item, output_format)
         target = (out_dir / Path(*relative.parts)).absolute()
         item_options, rate = options, output_sample_rate
@@ -78,30 +97,34 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
             if overrides.output_sample_rate is not None:
                 rate = overrides.output_sample_rate[0]
                 check_output_sample_rate(rate)
-        except ValueError as exc:  # PipelineError, MaskError
-            raise InputError(f"{item.origin}: {exc}") from None
-        if per_file_seed and "seed" not in overrides.names:
-            item_options = dataclasses.replace(item_options, seed=file_seed(options.seed, relative.as_posix()))
-        outputs = output_paths(target, int(item_options.variations))
-        for path in outputs:
-            try:
+            if per_file_seed and "seed" not in overrides.names:
+                item_options = dataclasses.replace(item_options, seed=file_seed(options.seed, relative.as_posix()))
+            outputs = output_paths(target, int(item_options.variations))
+            for path in outputs:
                 check_writable_format(path)
-            except ValueError as exc:
-                raise InputError(f"{item.origin}: {exc}") from None
-            if path in claimed:
-                raise BatchError(f"{claimed[path]} and {item.origin} would both write {path}")
-            claimed[path] = item.origin
-            if same_file(path, item.source):  # resolved paths and inodes: symlinks and hard links count
-                raise BatchError(f"{item.origin}: the output {path} would replace its input (choose another --out)")
+        except ValueError as exc:  # PipelineError, MaskError, AudioError: this row only
+            jobs.append(_error_job(index, item, shown(str(exc)), options, str(target)))
+            continue
+        options_json = options_to_json(item_options)
         jobs.append({
             "index": index,
             "input": str(item.source.absolute()),
             "output": str(target),
             "outputs": [str(p) for p in outputs],
-            "options": options_to_json(item_options),
+            "options": options_json,
             "output_sample_rate": None if rate is None else int(rate),
+            "options_sha256": options_digest(options_json, rate),
+            "origin": item.origin,
         })
     return jobs
+
+
+def _error_job(index: int, item: BatchInput, error: str, options: VampOptions,
+               output: Optional[str] = None) -> Dict[str, Any]:
+    """A planned job that is only an error record (a bad manifest row)."""
+    return {"index": index, "input": item.origin, "output": output, "outputs": [],
+            "options": options_to_json(options), "output_sample_rate": None, "options_sha256": None,
+            "origin": item.origin, "error": error}
 
 
 @dataclass
@@ -183,6 +206,7 @@ def vamp_many(
     from ..bundle import read_manifest_info
 
     options = options if options is not None else VampOptions()
+    note = log if log is not None else (lambda _m: None)
     if engine not in ENGINES:
         raise BatchError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if int(workers) < 1:
@@ -202,15 +226,31 @@ def vamp_many(
         bundle_path = demo_bundle_path(log=log)
     n_codebooks = read_manifest_info(bundle_path).n_codebooks  # cheap checks before any hashing
     bundle = str(bundle_path.absolute())
-    items = collect_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, exclude=out)
+    given = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    check_out_dir(out, [Path(p).expanduser() for p in given if Path(p).expanduser().is_dir()])
+    items = collect_inputs(given, exclude=out)
     jobs = plan_jobs(items, out, options, n_codebooks=n_codebooks, output_format=output_format,
                      per_file_seed=per_file_seed, output_sample_rate=output_sample_rate)
+    runnable = [job for job in jobs if "error" not in job]
+    previous = read_report(out / REPORT_NAME) if existing_regular_file(out / REPORT_NAME) else []
+    own = own_outputs(previous) | read_planned(out / PLANNED_NAME)
+    check_plan([(job["origin"], Path(job["input"]), [Path(p) for p in job["outputs"]]) for job in runnable],
+               own, REPORT_NAME)
+    if engine == "local":
+        workers = _cap(int(workers), "--workers", note)
+    if threads is not None:
+        threads = _cap(int(threads), "--threads", note)
     threads = int(threads) if threads is not None else default_threads(int(workers))
 
     out.mkdir(parents=True, exist_ok=True)
     records: List[Dict[str, Any]] = []
     bar = _Progress(len(jobs), progress)
+    finished_with = _finished_options(previous)
+    changed = 0
     with ReportWriter(out / REPORT_NAME) as report:
+        record_planned(out / PLANNED_NAME, out, [p for job in runnable for p in job["outputs"]
+                                                 if str(Path(os.path.realpath(p))) not in own])
+
         def on_record(record: Dict[str, Any]) -> None:
             report.write(record)
             records.append(record)
@@ -218,12 +258,23 @@ def vamp_many(
 
         todo = []
         for job in jobs:
-            if outputs_complete(job["outputs"]):
+            if "error" in job:
+                on_record(make_record(input=job["input"], output=job["output"], outputs=[], status="error",
+                                      seed=int(job["options"]["seed"]), error=job["error"]))
+            elif outputs_complete(job["outputs"]):
+                before = finished_with.get(tuple(job["outputs"]))
+                differs = None if before is None else before != job["options_sha256"]
+                changed += bool(differs)
                 on_record(make_record(input=job["input"], output=job["output"], outputs=job["outputs"],
                                       status="skipped", seed=int(job["options"]["seed"]),
-                                      duration=input_duration(job["input"])))
+                                      duration=input_duration(job["input"]), options_sha256=job["options_sha256"],
+                                      options_changed=differs))
             else:
                 todo.append(job)
+        if changed:
+            note(f"note: {changed} finished file{'s were' if changed != 1 else ' was'} vamped with other options "
+                 f"than this run's (see options_sha256 in {REPORT_NAME}); they are skipped: delete them or choose "
+                 "another --out to vamp them again")
         try:
             if engine == "local":
                 from .local import run_local
@@ -238,3 +289,27 @@ def vamp_many(
         finally:
             bar.close()
     return records
+
+
+def _finished_options(records: Sequence[Mapping[str, Any]]) -> Dict[tuple, Optional[str]]:
+    """The options digest each finished output set was made with: the last ``ok`` record's (skipped records carry
+    the digest of the run that skipped them, not of the run that made the files)."""
+    made: Dict[tuple, Optional[str]] = {}
+    for record in records:
+        if record.get("status") == "ok" and isinstance(record.get("outputs"), list):
+            made[tuple(record["outputs"])] = record.get("options_sha256")
+    return made
+
+
+def record_planned(path: Path, out: Path, outputs: Sequence[str]) -> None:
+    """Append this run's planned outputs to the journal (one path relative to --out per line, fsynced) before any
+    work: a file one of them names is the batch's own even when its record was lost (a killed driver, Ray)."""
+    if not outputs:
+        return
+    fd = open_report(path)
+    try:
+        lines = "".join(os.path.relpath(p, out).replace(os.sep, "/") + "\n" for p in outputs)
+        os.write(fd, lines.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

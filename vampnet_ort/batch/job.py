@@ -75,4 +75,5 @@ def run_job(pipe: Pipeline, job: Mapping[str, Any], on_finished: Any = None) -> 
         error = one_line(exc)
     return make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
                        status="ok" if error is None else "error", error=error, seed=int(options.seed),
-                       seconds=time.perf_counter() - started, duration=duration)
+                       seconds=time.perf_counter() - started, duration=duration,
+                       options_sha256=job.get("options_sha256"))

@@ -2,15 +2,18 @@
 
 The driver hands a job to a worker only when that worker is idle, so it always knows which file each worker
 holds: a worker that dies (a crash, the OOM killer) turns its file into an ``error`` record and is replaced.
-Workers ignore SIGINT; on Ctrl-C the driver stops handing out work and sends each worker SIGTERM, which a
-worker turns into KeyboardInterrupt: the pipeline's atomic writers remove their temporary files, no output is
-left half-written, and the driver sweeps what a hard kill may have left.
+Workers ignore SIGINT and SIGHUP; on Ctrl-C (or SIGTERM / SIGHUP to the driver, which the command turns into the
+same stop) the driver stops handing out work and sends each worker SIGTERM, which a worker turns into
+KeyboardInterrupt: the pipeline's atomic writers remove their temporary files, no output is left half-written,
+and the driver sweeps what a hard kill may have left. A worker gets SIGTERM when the driver dies, even by SIGKILL
+(Linux ``PR_SET_PDEATHSIG``): no worker outlives its batch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -55,10 +58,28 @@ class _StopControl:
         self.stop_requested = True
 
 
-def _worker_main(worker_id: int, bundle: str, threads: int, tasks: Any, results: Any) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this worker when the driver dies, even by SIGKILL (``PR_SET_PDEATHSIG``), so that no worker
+    outlives its batch; the SIGTERM becomes the usual clean stop. Elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(worker_id: int, bundle: str, threads: int, tasks: Any, results: Any, parent: int = 0) -> None:
     control = _StopControl()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver coordinates Ctrl-C
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver coordinates Ctrl-C,
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a terminal's hangup (it reaches the whole process group)
     signal.signal(signal.SIGTERM, control.on_sigterm)
+    if parent:
+        _die_with_parent(parent)
     try:
         from ..pipeline import Pipeline
 
@@ -84,7 +105,8 @@ class _Worker:
     def __init__(self, ctx: Any, worker_id: int, bundle: str, threads: int, results: Any) -> None:
         self.id = worker_id
         self.tasks = ctx.Queue()
-        self.process = ctx.Process(target=_worker_main, args=(worker_id, bundle, threads, self.tasks, results),
+        self.process = ctx.Process(target=_worker_main,
+                                   args=(worker_id, bundle, threads, self.tasks, results, os.getpid()),
                                    name=f"vampnet-batch-{worker_id}", daemon=True)
         with _sigint_ignored():  # inherited through exec: a Ctrl-C during start-up reaches only the driver
             self.process.start()
@@ -140,7 +162,8 @@ def run_local(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threa
                                               status="error", seed=int(job["options"]["seed"]),
                                               error=f"the worker process died ({why}) on this file",
                                               seconds=time.perf_counter() - worker.since,
-                                              duration=input_duration(job["input"])))
+                                              duration=input_duration(job["input"]),
+                                              options_sha256=job.get("options_sha256")))
                     if todo and restarts_left > 0:
                         restarts_left -= 1
                         start_worker()

@@ -123,5 +123,6 @@ def _run(ray: Any, jobs: List[Mapping[str, Any]], pending: Dict[str, Mapping[str
         for job in list(pending.values()):
             remove_partials(job["outputs"])
             on_record(make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
-                                  status="error", seed=int(job["options"]["seed"]), error=message))
+                                  status="error", seed=int(job["options"]["seed"]), error=message,
+                                  options_sha256=job.get("options_sha256")))
         pending.clear()
