@@ -14,11 +14,7 @@ in Gradio's queue, which shows their position.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
-import time
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -33,13 +29,19 @@ from .frontend import bundle_dir, describe_error
 from .gradio_util import user_error, with_parameter_names
 from .models import ModelEntry, ModelRegistry
 from .options import Option, VampOptions, by_control, with_values
+from .app_runtime import DEFAULT_FILE_LIFETIME_S, JobFiles, call_cancellable, exact_integer, gradio_cache_schedule
+from .app_runtime import stop_on_signals
 from .pipeline import Pipeline
 
 N_OUTPUTS = 2  # upstream's app makes two variations per click
 START_PRESET = "medium variation"  # the preset the UI starts with (upstream's dropdown shows it at start)
 PREVIEW_SECONDS = 10.0  # the mask preview's length while no input is loaded
 EXAMPLE_SECONDS = 5.0
-JOB_FILES_MAX_AGE_S = 3600.0
+# Upstream's app trims its input to 100 s; here a longer one is refused with a message (an output always covers its
+# whole input). Rates, channels and decoded samples: audio.InputLimits' defaults.
+APP_INPUT_LIMITS = audio_io.InputLimits(max_seconds=100.0)
+PREVIEW_CONCURRENCY = 2  # mask previews and upload checks drawn at once (each decodes the input)
+UI_CONCURRENCY = 4  # the instant UI events (preset <-> controls)
 DEMO_WARNING = ("**Demo bundle**: tiny models with random weights, the output is **not music**. Start the app with "
                 "`--models DIR` (a bundle from `vampnet-ort export`) for music.")
 
@@ -84,10 +86,7 @@ CONTROL_NAMES: Tuple[str, ...] = tuple(Controls.__dataclass_fields__)
 
 
 def _integer(value: Any, name: str) -> int:
-    number = float(value)
-    if not np.isfinite(number) or number != int(number):
-        raise ValueError(f"{name.replace('_', ' ')} must be a whole number, got {value}")
-    return int(number)
+    return exact_integer(value, name)  # never through a float: seeds up to 2^63 - 1 stay exact
 
 
 def _control_value(option: Option, value: Any) -> Any:
@@ -171,10 +170,11 @@ def draw_mask(mask: np.ndarray, frame_rate: float, title: str, path: Path) -> Pa
 class VampApp:
     """The app's state: the models it serves (loaded on first use), a work directory for the files it serves."""
 
-    def __init__(self, models: Union[ModelRegistry, Pipeline], work_dir: Optional[Path] = None) -> None:
+    def __init__(self, models: Union[ModelRegistry, Pipeline], work_dir: Optional[Path] = None,
+                 file_lifetime: float = DEFAULT_FILE_LIFETIME_S) -> None:
         self.models = models if isinstance(models, ModelRegistry) else ModelRegistry.of_pipeline(models)
-        self.work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="vampnet-ort-app-"))
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.files = JobFiles(file_lifetime, work_dir)  # per-job folders, deleted after `file_lifetime` seconds
+        self.work_dir = self.files.root
         self._rng = np.random.default_rng()
         self._rng_lock = threading.Lock()
 
@@ -192,18 +192,10 @@ class VampApp:
         return self.models.resolve(None).frame_rate
 
     def _job_dir(self) -> Path:
-        """A fresh directory for one job's files; those of jobs older than JOB_FILES_MAX_AGE_S go (Gradio has
-        copied what it serves into its own cache by then)."""
-        now = time.time()
-        for old in self.work_dir.iterdir():
-            try:
-                if old.is_dir() and now - old.stat().st_mtime > JOB_FILES_MAX_AGE_S:
-                    shutil.rmtree(old, ignore_errors=True)
-            except OSError:
-                pass
-        path = self.work_dir / uuid.uuid4().hex
-        path.mkdir()
-        return path
+        """A fresh directory for one job's files; those older than the file lifetime go (Gradio has copied what it
+        serves into its own cache by then, which ``gr.Blocks(delete_cache=...)`` empties on the same schedule)."""
+        self.files.sweep()
+        return self.files.new()
 
     def pick_seed(self, seed: Any) -> int:
         value = _integer(seed if seed is not None else 0, "seed")
@@ -225,7 +217,7 @@ class VampApp:
         if not input_path:
             raise ValueError("no input audio: upload a file or load the example")
         try:
-            return audio_io.read_audio(input_path)
+            return audio_io.read_audio(input_path, APP_INPUT_LIMITS)
         except audio_io.AudioError as exc:
             raise audio_io.AudioError(str(exc).replace(str(input_path), Path(input_path).name)) from None
 
@@ -313,13 +305,14 @@ def build_ui(app: VampApp):
             kw["elem_id"] = spec.elem_id
         if option.kind is bool:
             return gr.Checkbox(**kw)
-        if spec.low is None:
-            return gr.Number(precision=0, **kw)
+        if spec.low is None:  # the seed: text, so every digit of a 64-bit seed survives the browser (JS numbers
+            kw["value"] = str(kw["value"])  # are doubles: exact only to 2^53)
+            return gr.Textbox(max_lines=1, **kw)
         high = app.n_codebooks if spec.high is None else spec.high
         return gr.Slider(spec.low, high, step=option.step, **kw)
 
     demo_note = " (demo bundle: not music)" if app.demo else ""
-    with gr.Blocks(title="vampnet-ort") as blocks:
+    with gr.Blocks(title="vampnet-ort", delete_cache=gradio_cache_schedule(app.files.lifetime)) as blocks:
         gr.Markdown("# vampnet-ort\nVampNet on ONNX Runtime: upload audio, pick a preset or set the mask, "
                     "generate two variations.")
         if app.demo:
@@ -393,11 +386,12 @@ def build_ui(app: VampApp):
 
         # a person picks a preset (`input`: not when the app sets the dropdown itself), the five controls follow;
         # any change of the five shows the preset they match (none: empty)
-        preset.input(on_preset, inputs=[preset], outputs=preset_targets, api_visibility="private",
-                     concurrency_limit=None)
+        ui = dict(concurrency_id="ui", concurrency_limit=UI_CONCURRENCY)
+        preview = dict(concurrency_id="preview", concurrency_limit=PREVIEW_CONCURRENCY)  # each decodes the input
+        preset.input(on_preset, inputs=[preset], outputs=preset_targets, api_visibility="private", **ui)
         for widget in preset_targets:
             widget.change(on_preset_controls, inputs=preset_targets, outputs=[preset], api_visibility="private",
-                          trigger_mode="always_last", concurrency_limit=None, show_progress="hidden")
+                          trigger_mode="always_last", show_progress="hidden", **ui)
 
         def warn(exc: BaseException) -> None:
             gr.Warning(describe_error(exc))
@@ -425,17 +419,16 @@ def build_ui(app: VampApp):
                                                        "conditioning_codebooks")]
         for widget in (*preview_triggers, model_choice):
             widget.change(on_preview, inputs=preview_inputs, outputs=[mask_image], api_visibility="private",
-                          trigger_mode="always_last", concurrency_limit=None)
-        blocks.load(on_preview, inputs=preview_inputs, outputs=[mask_image], api_visibility="private")
+                          trigger_mode="always_last", **preview)
+        blocks.load(on_preview, inputs=preview_inputs, outputs=[mask_image], api_visibility="private", **preview)
         # the check has no outputs, so an error shows as one message and no component turns into an error box
         input_audio.change(on_input, inputs=[input_audio], outputs=None, api_visibility="private",
-                           concurrency_limit=None).success(
-            on_preview, inputs=preview_inputs, outputs=[mask_image], api_visibility="private",
-            concurrency_limit=None)
+                           **preview).success(
+            on_preview, inputs=preview_inputs, outputs=[mask_image], api_visibility="private", **preview)
 
-        example_button.click(app.example, inputs=[], outputs=[input_audio], api_visibility="private")
+        example_button.click(app.example, inputs=[], outputs=[input_audio], api_visibility="private", **ui)
         for button, output in zip(feedback_buttons, outputs):
-            button.click(lambda path: path, inputs=[output], outputs=[input_audio], api_visibility="private")
+            button.click(lambda path: path, inputs=[output], outputs=[input_audio], api_visibility="private", **ui)
 
         def ui_check(input_path: Optional[str], model: Optional[str], *values: Any) -> None:
             try:
@@ -443,20 +436,21 @@ def build_ui(app: VampApp):
             except Exception as exc:
                 raise user_error(exc) from None
 
-        def ui_vamp(*args: Any):
-            files, image, used_seed = _run(app, args[0], controls_of(args[1:-2]), args[-2], args[-1])
+        async def ui_vamp(*args: Any):  # async: a cancelled job cancels its work (app_runtime.call_cancellable)
+            files, image, used_seed = await call_cancellable(_run, app, args[0], controls_of(args[1:-2]), args[-2],
+                                                             args[-1])
             note = f"seed used: **{used_seed}** (output 2: {used_seed + 1})" + demo_note
             return (*files, image, note)
 
-        def api_vamp(*args: Any):
-            files, _, _ = _run(app, args[0], controls_of(args[1:-2]), args[-2], args[-1])
+        async def api_vamp(*args: Any):
+            files, _, _ = await call_cancellable(_run, app, args[0], controls_of(args[1:-2]), args[-2], args[-1])
             return tuple(files)
 
         vamp_inputs = [input_audio, *controls, model_choice]
         vamp_names = ("input_audio", *CONTROL_NAMES, space_api.MODEL_CHOICE)
         # the click checks first (no outputs: a bad input or setting is one message, the outputs stay as they are)
         vamp_button.click(ui_check, inputs=[input_audio, model_choice, *controls], outputs=None,
-                          api_visibility="private", concurrency_limit=None).success(
+                          api_visibility="private", **preview).success(
             with_parameter_names(ui_vamp, vamp_names, gr.Progress()), inputs=vamp_inputs,
             outputs=[*outputs, mask_image, status], api_visibility="private", concurrency_id="vamp",
             concurrency_limit=1)
@@ -494,13 +488,13 @@ def _add_space_api(app: VampApp, outputs: List[Any], gr: Any) -> None:
     """Upstream's Space API ``/vamp_1`` (``space_api``), with upstream's defaults."""
     inputs = _api_inputs(gr, space_api.NAMES, [None, *(p.default for p in space_api.parameters(Controls()))])
 
-    def upstream_vamp(input_audio: Optional[str], *values: Any, progress: Any = None):
+    async def upstream_vamp(input_audio: Optional[str], *values: Any, progress: Any = None):
         try:
             given, model = space_api.controls_of(dict(zip(space_api.NAMES[1:], values)))
             controls = replace(Controls(), **given)
         except Exception as exc:
             raise user_error(exc) from None
-        files, _, _ = _run(app, input_audio, controls, model, progress)
+        files, _, _ = await call_cancellable(_run, app, input_audio, controls, model, progress)
         return tuple(files)
 
     gr.Button("upstream api vamp", visible=False).click(
@@ -570,9 +564,11 @@ def harp_runner(app: VampApp) -> harp.Runner:
 
 
 def serve(models: Optional[Sequence[str]] = None, host: str = "127.0.0.1", port: Optional[int] = None,
-          share: bool = False, threads: Optional[int] = None, log: Callable[[str], None] = print) -> None:
+          share: bool = False, threads: Optional[int] = None, log: Callable[[str], None] = print,
+          file_lifetime: float = DEFAULT_FILE_LIFETIME_S) -> None:
     """Serve `models` (bundle directories or folders of bundles, listed in this order; none: the demo bundle) until
-    interrupted. Only the manifests are read now; a model loads when first used."""
+    interrupted (Ctrl-C, SIGTERM or SIGHUP: Gradio closes, its cache and the work folder are deleted). Only the
+    manifests are read now; a model loads when first used. Uploads and outputs live `file_lifetime` seconds."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio  # noqa: F401
@@ -584,11 +580,13 @@ def serve(models: Optional[Sequence[str]] = None, host: str = "127.0.0.1", port:
         path, _ = bundle_dir(None, log)  # the demo bundle, with its note
         registry = ModelRegistry([ModelEntry.read(path, "demo")], threads)
     log("models: " + ", ".join(f"{e.name} ({e.path})" for e in registry.entries) + f"; \"default\": {registry.default}")
-    app = VampApp(registry)
+    app = VampApp(registry, file_lifetime=file_lifetime)
     try:
-        blocks = build_ui(app)
-        blocks.queue(default_concurrency_limit=1)
-        blocks.launch(server_name=host, server_port=port, share=share, allowed_paths=[str(app.work_dir)],
-                      show_error=True, quiet=False)
+        with stop_on_signals():
+            app.files.start_sweeping()
+            blocks = build_ui(app)
+            blocks.queue(default_concurrency_limit=1)
+            blocks.launch(server_name=host, server_port=port, share=share, allowed_paths=[str(app.work_dir)],
+                          show_error=True, quiet=False)
     finally:
-        shutil.rmtree(app.work_dir, ignore_errors=True)
+        app.files.close()

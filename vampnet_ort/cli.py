@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "this order; each loads when first chosen). Default: the demo bundle")
     frontend.add_server(a, port_help="port (default: Gradio's, 7860 or the next free one)")
     a.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    a.add_argument("--file-lifetime", type=float, metavar="SECONDS", default=3600.0,
+                   help="delete uploads and outputs this long after they were made (default 3600)")
     frontend.add_threads(a)
 
     from . import web_server
@@ -239,7 +241,10 @@ def _cmd_app(args: argparse.Namespace) -> int:
             raise ValueError(f"--models {models}: no such directory")
     from .app import serve
 
-    serve(args.models, host=args.host, port=args.port, share=args.share, threads=args.threads, log=frontend.logger(False))
+    if not 1 <= args.file_lifetime <= 30 * 86400:
+        raise ValueError(f"--file-lifetime must be between 1 and 2592000 seconds, got {args.file_lifetime:g}")
+    serve(args.models, host=args.host, port=args.port, share=args.share, threads=args.threads,
+          log=frontend.logger(False), file_lifetime=args.file_lifetime)
     return 0
 
 

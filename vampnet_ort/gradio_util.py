@@ -19,8 +19,12 @@ def with_parameter_names(fn: Callable, names: Sequence[str], progress: Any = _NO
     if progress is not _NO_DEFAULT:
         params.append(inspect.Parameter("progress", kind, default=progress))
 
-    def named(*args: Any):
-        return fn(*args)
+    if inspect.iscoroutinefunction(fn):
+        async def named(*args: Any):  # type: ignore[misc]  (Gradio awaits a coroutine function in its loop)
+            return await fn(*args)
+    else:
+        def named(*args: Any):
+            return fn(*args)
 
     named.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     named.__name__ = getattr(fn, "__name__", "endpoint")
