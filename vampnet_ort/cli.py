@@ -183,7 +183,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ValueError(f"the exporter is not available in this installation ({exc})") from None
     if args.list:
-        for name in list_fine_tunes(args.hf, args.revision, log=_log(False)):
+        for name in list_fine_tunes(args.hf, args.revision, log=frontend.logger(False)):
             print(name)
         return 0
     check_target(args.out, overwrite=args.overwrite, inputs=[v for _, v in inputs if v is not None],
@@ -191,7 +191,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = export_bundle(args.out, codec=args.codec, coarse=args.coarse, c2f=args.c2f, logits=args.logits,
                         lora_coarse=args.lora_coarse, lora_c2f=args.lora_c2f, overwrite=args.overwrite,
                         quantize=args.quantize, hf=args.hf, hf_model=args.hf_model, hf_revision=args.revision,
-                        hf_log=_log(False))
+                        hf_log=frontend.logger(False))
     print(out)
     return 0
 
