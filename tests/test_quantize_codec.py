@@ -1,6 +1,7 @@
 """The codec decoder in int8 (``--quantize int8``): which convs, quality against float32, encoder unchanged.
 
-The golden codec is too narrow for any int8 conv (every decoder conv has < 192 channels), so these tests use a
+The golden codec is too narrow for any int8 conv (every decoder conv has < 192 channels; its int8 bundle records a
+float32 decoder, tests/test_quantize_bundle.py), so these tests use a
 random codec with decoder_dim 384: its first conv and the level-0 MRF convs (192 channels) take the int8 form.
 Expected audio is the float32 decoder's (an independent graph of plain Conv nodes, itself tested against upstream
 in test_codec.py); the metrics are export/quantize.py's, checked here against hand-made cases.
@@ -25,8 +26,6 @@ from vampnet_ort.export.quantize import (
 )
 from vampnet_ort.export.random_codec import GOLDEN_LIKE_CONFIG, random_codec
 
-from op_testing import GOLDEN
-from vampnet_ort.export.checkpoint import load_checkpoint
 
 SNR_GOAL_DB = 30.0
 WIDE_CONFIG = {**GOLDEN_LIKE_CONFIG, "decoder_dim": 384}
@@ -52,7 +51,7 @@ def decoders(wide_codec):
 @pytest.fixture(scope="module")
 def codes(wide_codec):
     enc = vampnet_ort.create_session(encoder_model(wide_codec).SerializeToString(), intra_op_threads=2)
-    return runtime.encode(enc, _signal(1.0))
+    return runtime.encode(enc, _signal(0.7))
 
 
 def _decode(model: onnx.ModelProto, codes: np.ndarray, *, threads: int = 2, with_library: bool = True) -> np.ndarray:
@@ -77,11 +76,6 @@ def test_int8_only_where_chosen(wide_codec, decoders) -> None:
         assert all(codec_conv_form(c, q) == "float32" for c in convs)
 
 
-def test_golden_codec_stays_float32() -> None:
-    golden = load_checkpoint(GOLDEN / "codec.pth")
-    assert decoder_precision(codec_config(golden), "int8") == "float32"
-
-
 def test_int8_decoder_quality(decoders, codes) -> None:
     ref = _decode(decoders["none"], codes)
     out = _decode(decoders["int8"], codes)
@@ -98,11 +92,23 @@ def test_int8_decoder_threads_and_library(decoders, codes) -> None:
     assert audio_snr_db(two, stock) >= SNR_GOAL_DB
 
 
-def test_encoder_unchanged_by_quantize(wide_codec, tmp_path) -> None:
-    fp32 = export_codec(wide_codec, tmp_path / "fp32")
-    int8 = export_codec(wide_codec, tmp_path / "int8", quantize="int8")
-    assert fp32[0].name == int8[0].name == "codec_encoder.onnx"
-    assert fp32[0].read_bytes() == int8[0].read_bytes()
+def test_int8_decoder_chunked(decoders, codes) -> None:
+    """Each chunk quantizes with its own activation scales, so chunked != unchunked bit for bit (float32 decoders
+    agree to 1e-5), but the seams stay within the quality goal."""
+    session = vampnet_ort.create_session(decoders["int8"].SerializeToString(), intra_op_threads=2)
+    whole = runtime.decode(session, codes, chunk_frames=None)
+    pieces = runtime.decode(session, codes, chunk_frames=13)
+    assert pieces.shape == whole.shape
+    assert audio_snr_db(whole, pieces) >= SNR_GOAL_DB
+
+
+def test_encoder_unchanged_by_quantize(wide_codec, decoders, tmp_path) -> None:
+    """The encoder stays float32 (so the codes never change); the golden codec's decoder has no conv wide enough
+    for int8 (tests/test_quantize_bundle.py checks its bundle records float32)."""
+    encoder, decoder = export_codec(wide_codec, tmp_path, quantize="int8")
+    assert encoder.name == "codec_encoder.onnx" and decoder.name == "codec_decoder.onnx"
+    assert encoder.read_bytes() == encoder_model(wide_codec).SerializeToString()
+    assert decoder.read_bytes() == decoders["int8"].SerializeToString()
 
 
 def test_conv_weight_layout() -> None:
