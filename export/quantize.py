@@ -189,6 +189,13 @@ def logits_metrics(ref: np.ndarray, q: np.ndarray) -> dict[str, float]:
     }
 
 
+# ---- attention in int8 bundles ---------------------------------------------------------------------------------
+
+# int8 bundles run QK^T and PV in int8 (vampnet.RelativePositionAttentionInt8; docs/ATTENTION.md "int8 attention").
+# Read at export time by transformer_graph.attention_op; False exports the float32 attention op instead.
+ATTENTION_INT8 = True
+
+
 # ---- the codec decoder's convs in int8 (docs/QUANTIZATION.md, "Codec") -------------------------------------------
 
 # Decoder conv forms, chosen per layer shape by benchmarks/bench_codec_int8_forms.py (side by side with float32

@@ -25,6 +25,7 @@ from onnx import TensorProto, helper
 from vampnet_ort import ops
 from vampnet_ort.ops import DOMAIN
 
+from . import quantize as quantize_settings
 from .quantize import (
     INT4_BLOCK_SIZE,
     PRECISION_NAMES,
@@ -248,7 +249,7 @@ def _emit_per_item_forward(
 
 def attention_op(w_qkv: Linear) -> str:
     """int8 bundles run QK^T and PV in int8 too (vampnet.RelativePositionAttentionInt8, docs/ATTENTION.md)."""
-    int8 = isinstance(w_qkv, QuantizedLinear) and w_qkv.precision == "int8"
+    int8 = quantize_settings.ATTENTION_INT8 and isinstance(w_qkv, QuantizedLinear) and w_qkv.precision == "int8"
     return "RelativePositionAttentionInt8" if int8 else "RelativePositionAttention"
 
 
