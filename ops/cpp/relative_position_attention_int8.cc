@@ -31,6 +31,8 @@ AttentionDims relative_position_attention_int8_check(const Shape& qkv, const Sha
   }
   check(d.time <= 65536, kRelativePositionAttentionInt8,
         "sequence length " + std::to_string(d.time) + " exceeds 65536 (the int32 P.V sums would overflow)");
+  check(d.head_dim <= 1024, kRelativePositionAttentionInt8,
+        "head dim " + std::to_string(d.head_dim) + " exceeds 1024 (the exact float32 sums of the portable path)");
   return d;
 }
 
@@ -107,6 +109,8 @@ struct HeadPack {
   int8_t* v;     // [tv / 4][dhv][4]: key j, dim e at ((j/4)*dhv + e)*4 + j%4
   float* sv;     // [dhv]
   bool k_bad;    // a K row of this head is not finite
+  float* kt;     // portable path only: float k8, [dh4][tk]
+  float* vf;     // portable path only: float v8, [tv][dhv]
 };
 
 VAMPNET_CPU_DISPATCH
@@ -166,27 +170,73 @@ void pack_head(const float* qkv, const AttentionDims& d, const Layout& lay, int6
 
 // ---- integer products: portable and AVX-512 VNNI (identical int32 results) ---------------------------------
 
-// acc[r, j] = sum_d qu[r, d] * k8[j, d] for r < rows (a multiple of 4), j < tk; qu = q8 + 128 (uint8).
-void scores_portable(const uint8_t* qu, int64_t rows, const int8_t* k, const Layout& lay, int32_t* acc) {
-  const int64_t groups = lay.dh4 / 4;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < lay.tk; ++j) {
-      const int8_t* tile = k + (j / kTileK) * groups * 64 + (j % kTileK) * 4;
-      int32_t s = 0;
-      for (int64_t dd = 0; dd < lay.dh4; ++dd) s += int32_t{qu[r * lay.dh4 + dd]} * int32_t{tile[(dd / 4) * 64 + dd % 4]};
-      acc[r * lay.tk + j] = s;
+// Portable path: the same integer sums computed in float32, exact because every partial sum is an integer below
+// 2^24 (|q8 . k8| <= 127^2 * dh4 with dh4 <= 1024; P.V summed in chunks of kExactKeys keys: 255 * 127 * 512 < 2^24,
+// each chunk then added in int32). So both paths give identical int32 sums, and identical outputs.
+constexpr int64_t kExactKeys = 512;
+
+// acc[r, j] = sum_d q8[r, d] k8[j, d] + 128 ksum[j] (what the VNNI path's unsigned-offset sum equals), r < rows.
+VAMPNET_CPU_DISPATCH
+void scores_float(const uint8_t* qu, int64_t rows, const float* kt, const int32_t* ksum, const Layout& lay,
+                  float* tmp, int32_t* acc) {
+  const int64_t tk = lay.tk;
+  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+    float* s0 = tmp;
+    float* s1 = tmp + tk;
+    float* s2 = tmp + 2 * tk;
+    float* s3 = tmp + 3 * tk;
+    for (int64_t j = 0; j < 4 * tk; ++j) tmp[j] = 0.0f;
+    for (int64_t d = 0; d < lay.dh4; ++d) {
+      const float q0 = static_cast<float>(qu[r0 * lay.dh4 + d]) - 128.0f;
+      const float q1 = static_cast<float>(qu[(r0 + 1) * lay.dh4 + d]) - 128.0f;
+      const float q2 = static_cast<float>(qu[(r0 + 2) * lay.dh4 + d]) - 128.0f;
+      const float q3 = static_cast<float>(qu[(r0 + 3) * lay.dh4 + d]) - 128.0f;
+      const float* krow = kt + d * tk;
+      for (int64_t j = 0; j < tk; ++j) {
+        s0[j] += q0 * krow[j];
+        s1[j] += q1 * krow[j];
+        s2[j] += q2 * krow[j];
+        s3[j] += q3 * krow[j];
+      }
+    }
+    for (int64_t r = 0; r < 4; ++r) {
+      for (int64_t j = 0; j < tk; ++j) {
+        acc[(r0 + r) * tk + j] = static_cast<int32_t>(tmp[r * tk + j]) + 128 * ksum[j];
+      }
     }
   }
 }
 
-// acc[r, e] = sum_j p8[r, j] * v8[j, e] for r < rows, e < dhv (p8 rows tk apart).
-void values_portable(const uint8_t* p8, int64_t rows, const int8_t* v, const Layout& lay, int32_t* acc) {
+// acc[r, e] = sum_j p8[r, j] v8[j, e] for r < rows, e < dhv (p8 rows tk apart; vf [tv][dhv]).
+VAMPNET_CPU_DISPATCH
+void values_float(const uint8_t* p8, int64_t rows, const float* vf, const Layout& lay, float* tmp, int32_t* acc) {
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t e = 0; e < lay.dhv; ++e) {
-      int32_t s = 0;
-      for (int64_t j = 0; j < lay.tv; ++j) s += int32_t{p8[r * lay.tk + j]} * int32_t{v[((j / 4) * lay.dhv + e) * 4 + j % 4]};
-      acc[r * lay.dhv + e] = s;
+    const uint8_t* p = p8 + r * lay.tk;
+    int32_t* out = acc + r * lay.dhv;
+    for (int64_t e = 0; e < lay.dhv; ++e) out[e] = 0;
+    for (int64_t j0 = 0; j0 < lay.tv; j0 += kExactKeys) {
+      for (int64_t e = 0; e < lay.dhv; ++e) tmp[e] = 0.0f;
+      const int64_t j1 = std::min(lay.tv, j0 + kExactKeys);
+      for (int64_t j = j0; j < j1; ++j) {
+        if (p[j] == 0) continue;
+        const float pj = static_cast<float>(p[j]);
+        const float* vrow = vf + j * lay.dhv;
+        for (int64_t e = 0; e < lay.dhv; ++e) tmp[e] += pj * vrow[e];
+      }
+      for (int64_t e = 0; e < lay.dhv; ++e) out[e] += static_cast<int32_t>(tmp[e]);
     }
+  }
+}
+
+// The float copies of a head's int8 K (transposed, [dh4][tk]) and V ([tv][dhv]) for the portable path.
+void unpack_float(const int8_t* k, const int8_t* v, const Layout& lay, float* kt, float* vf) {
+  const int64_t groups = lay.dh4 / 4;
+  for (int64_t j = 0; j < lay.tk; ++j) {
+    const int8_t* tile = k + (j / kTileK) * groups * 64 + (j % kTileK) * 4;
+    for (int64_t d = 0; d < lay.dh4; ++d) kt[d * lay.tk + j] = static_cast<float>(tile[(d / 4) * 64 + d % 4]);
+  }
+  for (int64_t j = 0; j < lay.tv; ++j) {
+    for (int64_t e = 0; e < lay.dhv; ++e) vf[j * lay.dhv + e] = static_cast<float>(v[((j / 4) * lay.dhv + e) * 4 + j % 4]);
   }
 }
 
@@ -282,10 +332,12 @@ struct Scratch {
   std::vector<uint8_t> p8;   // [kBlockQ][tk] (keys past T: 0)
   std::vector<int32_t> pv;   // [kBlockQ][dhv]
   std::vector<int8_t> q8;    // [dh4]
-  explicit Scratch(const Layout& lay)
+  std::vector<float> ftmp;   // portable path: [4][tk] score sums, then [dhv] P.V sums
+  Scratch(const Layout& lay, bool vnni)
       : qu(static_cast<size_t>(kBlockQ * lay.dh4)), acc(static_cast<size_t>(kBlockQ * lay.tk)),
         s(static_cast<size_t>(lay.tk)), p8(static_cast<size_t>(kBlockQ * lay.tk)),
-        pv(static_cast<size_t>(kBlockQ * lay.dhv)), q8(static_cast<size_t>(lay.dh4)) {}
+        pv(static_cast<size_t>(kBlockQ * lay.dhv)), q8(static_cast<size_t>(lay.dh4)),
+        ftmp(vnni ? 0 : static_cast<size_t>(std::max(4 * lay.tk, lay.dhv))) {}
 };
 
 VAMPNET_CPU_DISPATCH
@@ -311,10 +363,10 @@ void attend_block(const float* qkv, const float* bias_row, const HeadPack& p, fl
   }
 #if VAMPNET_ATTN_INT8_X86
   if (vnni) scores_vnni(w.qu.data(), rows, p.k, lay, w.acc.data());
-  else scores_portable(w.qu.data(), rows, p.k, lay, w.acc.data());
+  else scores_float(w.qu.data(), rows, p.kt, p.ksum, lay, w.ftmp.data(), w.acc.data());
 #else
   (void)vnni;
-  scores_portable(w.qu.data(), rows, p.k, lay, w.acc.data());
+  scores_float(w.qu.data(), rows, p.kt, p.ksum, lay, w.ftmp.data(), w.acc.data());
 #endif
   std::fill(w.p8.begin(), w.p8.end(), uint8_t{0});
   for (int64_t r = 0; r < nq; ++r) {
@@ -347,9 +399,9 @@ void attend_block(const float* qkv, const float* bias_row, const HeadPack& p, fl
   }
 #if VAMPNET_ATTN_INT8_X86
   if (vnni) values_vnni(w.p8.data(), rows, p.v, lay, w.pv.data());
-  else values_portable(w.p8.data(), rows, p.v, lay, w.pv.data());
+  else values_float(w.p8.data(), rows, p.vf, lay, w.ftmp.data(), w.pv.data());
 #else
-  values_portable(w.p8.data(), rows, p.v, lay, w.pv.data());
+  values_float(w.p8.data(), rows, p.vf, lay, w.ftmp.data(), w.pv.data());
 #endif
   for (int64_t r = 0; r < nq; ++r) {
     float* dst = out + (b * T + q0 + r) * D + h * dh;
@@ -392,21 +444,29 @@ void relative_position_attention_int8(const float* qkv, const float* rel_bias, f
   std::vector<int8_t> kbuf(static_cast<size_t>(heads * lay.k_bytes())), vbuf(static_cast<size_t>(heads * lay.v_bytes()));
   std::vector<int32_t> ksum(static_cast<size_t>(heads * lay.tk));
   std::vector<float> sk(static_cast<size_t>(heads * lay.tk)), sv(static_cast<size_t>(heads * lay.dhv));
+  std::vector<float> kfloat(vnni ? 0 : static_cast<size_t>(heads * lay.k_bytes()));
+  std::vector<float> vfloat(vnni ? 0 : static_cast<size_t>(heads * lay.v_bytes()));
   std::vector<HeadPack> packs(static_cast<size_t>(heads));
   for (int64_t u = 0; u < heads; ++u) {
     packs[static_cast<size_t>(u)] = HeadPack{kbuf.data() + u * lay.k_bytes(), ksum.data() + u * lay.tk,
                                              sk.data() + u * lay.tk, vbuf.data() + u * lay.v_bytes(),
-                                             sv.data() + u * lay.dhv, false};
+                                             sv.data() + u * lay.dhv, false,
+                                             vnni ? nullptr : kfloat.data() + u * lay.k_bytes(),
+                                             vnni ? nullptr : vfloat.data() + u * lay.v_bytes()};
   }
   parallel_blocks(par, heads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t u = begin; u < end; ++u) pack_head(qkv, d, lay, u / H, u % H, packs[static_cast<size_t>(u)]);
+    for (int64_t u = begin; u < end; ++u) {
+      HeadPack& p = packs[static_cast<size_t>(u)];
+      pack_head(qkv, d, lay, u / H, u % H, p);
+      if (!vnni) unpack_float(p.k, p.v, lay, p.kt, p.vf);
+    }
   });
   const int64_t query_blocks = (T + kBlockQ - 1) / kBlockQ;
   // A size-only rule (never the thread count) for the block size: at least ~1 MOP of work per block.
   const int64_t unit_ops = 4 * kBlockQ * T * d.head_dim;
   const int64_t min_units = std::max<int64_t>(1, (int64_t{1} << 20) / unit_ops);
   parallel_blocks(par, heads * query_blocks, min_units, [&](int64_t begin, int64_t end) {
-    Scratch w(lay);
+    Scratch w(lay, vnni);
     for (int64_t u = begin; u < end; ++u) {
       const int64_t qb = u % query_blocks, bh = u / query_blocks;
       attend_block(qkv, table.data() + (bh % H) * offsets, packs[static_cast<size_t>(bh)], out, d, lay, bh / H,
