@@ -2,7 +2,8 @@
 
     python benchmarks/bench_pipeline.py                        # release size, 10 s, app defaults, float32 + int8
     python benchmarks/bench_pipeline.py --precisions int8 --variations 1 --steps 12
-    python benchmarks/bench_pipeline.py --size demo --seconds 5
+    python benchmarks/bench_pipeline.py --size medium --seconds 5 --steps 12   # quick: 6 x 768 models
+    python benchmarks/bench_pipeline.py --size demo --seconds 5 --precisions none
     python benchmarks/bench_pipeline.py --bundle DIR            # an existing bundle (e.g. the real release)
 
 Defaults are the app's: 36 coarse steps, 2 variations per click (one batch of 2 through coarse and c2f; decoded
@@ -39,6 +40,11 @@ SIZES = {
         codec=dict(encoder_dim=64, encoder_rates=[2, 4, 8, 12], decoder_dim=1536, decoder_rates=[12, 8, 4, 2]),
         coarse=dict(n_heads=20, n_layers=20, n_codebooks=4, n_conditioning_codebooks=0, embedding_dim=1280),
         c2f=dict(n_heads=20, n_layers=16, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=1280),
+    ),
+    "medium": dict(  # a quick check of the whole path (minutes, not the release's tens of minutes)
+        codec=dict(encoder_dim=32, encoder_rates=[2, 4, 8, 12], decoder_dim=384, decoder_rates=[12, 8, 4, 2]),
+        coarse=dict(n_heads=12, n_layers=6, n_codebooks=4, n_conditioning_codebooks=0, embedding_dim=768),
+        c2f=dict(n_heads=12, n_layers=4, n_codebooks=14, n_conditioning_codebooks=4, embedding_dim=768),
     ),
     "demo": None,  # vampnet_ort.demo's models
 }
