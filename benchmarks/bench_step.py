@@ -6,6 +6,7 @@
 For each precision the coarse stage is exported (random weights, the logits graph and the Loop decode graph), and
 one child process per (precision, threads) measures, in interleaved rounds (best round):
 
+  forward      the logits graph, B=1 (a forward with the logits of every position; for scale)
   step         (decode with `--steps` steps - decode with 1 step) / (steps - 1), B=1: one Loop iteration
   batch 2      the decode graph with B=2 (the app's two variations) against 2 x the B=1 decode
   profile      one B=1 decode with ORT's profiler: node time by op type inside the decode (the transformer's ops,
@@ -27,11 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_codec_int8_forms import cpu_model  # noqa: E402
-from bench_decode import decode_feeds  # noqa: E402
 
 SIZES = {
     "release": dict(n_heads=20, n_layers=20, n_codebooks=4, embedding_dim=1280),
@@ -131,7 +129,6 @@ def main() -> None:
                 result = json.loads(line[7:])
                 best = result["best"]
                 step = (best["decode_n"] - best["decode_1"]) / (args.steps - 1)
-                beyond = step - best["forward"]
                 print(f"  {threads:7d} {best['forward']:10.3f} {step:8.3f} "
                       f"{best['decode_b2']:13.2f} {2 * best['decode_n']:10.2f} "
                       f"{best['decode_b2'] / (2 * best['decode_n']):12.2f} {result['load']:5.1f}", flush=True)
