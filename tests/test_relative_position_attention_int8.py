@@ -174,3 +174,18 @@ def test_int8_bundles_use_it() -> None:
     for precision in ("none", "int4"):
         types = op_types(logits_model(ckpt, codec, quantize=precision))
         assert OP not in types and "RelativePositionAttention" in types
+
+
+def test_odd_shapes_all_paths_agree() -> None:
+    """Head dims and lengths off every packing multiple (4, 16, 32): VNNI == portable, and both near numpy."""
+    rng = np.random.default_rng(7)
+    for _ in range(24):
+        batch, t, heads, head_dim = (int(rng.integers(1, 3)), int(rng.integers(1, 70)), int(rng.integers(1, 4)),
+                                     int(rng.integers(1, 40)))
+        feeds = _feeds(batch, t, heads, head_dim, seed=int(rng.integers(1 << 30)))
+        args = (feeds["qkv"], feeds["rel_bias"], heads)
+        fast = _kernels.relative_position_attention_int8(*args, threads=2)
+        np.testing.assert_array_equal(_kernels.relative_position_attention_int8(*args, allow_vnni=False), fast)
+        expected = numpy_int8_attention(*args)
+        scale = float(np.abs(expected).max())
+        np.testing.assert_allclose(fast, expected, rtol=0, atol=2e-2 * scale, err_msg=str((batch, t, heads, head_dim)))
