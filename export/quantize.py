@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vampnet_ort.codec_geometry import Conv as CodecConvLike
+
     from .transformer_graph import NodeWriter
 
 MS_DOMAIN = "com.microsoft"
@@ -185,3 +187,79 @@ def logits_metrics(ref: np.ndarray, q: np.ndarray) -> dict[str, float]:
         "kl": float((np.exp(log_p) * (log_p - log_q)).sum(-1).mean()),
         "argmax": float((ref.argmax(-1) == q.argmax(-1)).mean()),
     }
+
+
+# ---- attention in int8 bundles ---------------------------------------------------------------------------------
+
+# int8 bundles run QK^T and PV in int8 (vampnet.RelativePositionAttentionInt8; docs/ATTENTION.md "int8 attention").
+# Read at export time by transformer_graph.attention_op; False exports the float32 attention op instead.
+ATTENTION_INT8 = True
+
+
+# ---- the codec decoder's convs in int8 (docs/QUANTIZATION.md, "Codec") -------------------------------------------
+
+# Decoder conv forms, chosen per layer shape by benchmarks/bench_codec_int8_forms.py (side by side with float32
+# Conv): "int8_im2col" = DynamicQuantizeLinear, channels-last uint8 im2col, MatMulInteger with int8 weights
+# (export/codec.py, _GraphBuilder.conv_int8); "float32" = ORT Conv.
+CODEC_INT8_MIN_CHANNELS = 192  # narrower MRF convs did not gain (im2col copies outweigh the faster GEMM)
+
+
+def codec_conv_form(layer: "CodecConvLike", quantize: str) -> str:
+    """The form a decoder conv is exported in for ``--quantize`` `quantize`: ``int8_im2col`` or ``float32``.
+
+    int8 only in int8 exports, only for stride-1 convs whose input and output both have at least
+    ``CODEC_INT8_MIN_CHANNELS`` channels (the MRF convs of the wide decoder levels); the first conv (from the
+    latent), the last conv (to one channel), the transposed convs and the encoder stay float32.
+    """
+    if quantize != "int8" or layer.stride != 1:
+        return "float32"
+    if min(layer.in_channels, layer.out_channels) < CODEC_INT8_MIN_CHANNELS:
+        return "float32"
+    return "int8_im2col"
+
+
+def codec_conv_weight_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Conv1d weight [C', C, k] -> (W_q int8 [k*C, C'], scale float32 [C']) for the channels-last im2col GEMM:
+    column block j of the im2col matrix holds tap j (input position t + j*d - p), so row j*C + c of W is w[:, c, j].
+    """
+    if w.ndim != 3:
+        raise ValueError(f"expected a conv weight [C_out, C_in, k], got shape {w.shape}")
+    c_out, c_in, k = w.shape
+    return quantize_int8_columns(np.ascontiguousarray(w.transpose(2, 1, 0).reshape(k * c_in, c_out)))
+
+
+# ---- quality of a quantized codec decoder (tests and benchmarks/bench_codec_quality.py) --------------------------
+
+STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (FFT size = Hann window length, hop)
+
+
+def audio_snr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    """10 log10(|ref|^2 / |test - ref|^2) over all samples (inf when equal)."""
+    ref64, test64 = np.asarray(ref, np.float64).ravel(), np.asarray(test, np.float64).ravel()
+    if ref64.shape != test64.shape:
+        raise ValueError(f"audio shapes differ: {np.shape(ref)} vs {np.shape(test)}")
+    noise = float(np.sum((test64 - ref64) ** 2))
+    return float("inf") if noise == 0.0 else float(10.0 * np.log10(float(np.sum(ref64**2)) / noise))
+
+
+def _stft_magnitude(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    if x.size < n_fft:
+        x = np.pad(x, (0, n_fft - x.size))
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    return np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1))
+
+
+def multi_resolution_stft_distance(ref: np.ndarray, test: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean over ``STFT_RESOLUTIONS`` of spectral convergence ``|S_t - S_r|_F / |S_r|_F`` plus the mean absolute
+    log10 magnitude difference (the multi-resolution STFT loss of Parallel WaveGAN / auraloss, in numpy; 0 when
+    equal). Mono or [..., N] audio, flattened."""
+    r, t = np.asarray(ref, np.float64).ravel(), np.asarray(test, np.float64).ravel()
+    if r.shape != t.shape:
+        raise ValueError(f"audio shapes differ: {np.shape(ref)} vs {np.shape(test)}")
+    total = 0.0
+    for n_fft, hop in STFT_RESOLUTIONS:
+        s_r, s_t = _stft_magnitude(r, n_fft, hop), _stft_magnitude(t, n_fft, hop)
+        convergence = np.linalg.norm(s_t - s_r) / max(float(np.linalg.norm(s_r)), eps)
+        log_mag = float(np.mean(np.abs(np.log10(s_t + eps) - np.log10(s_r + eps))))
+        total += float(convergence) + log_mag
+    return total / len(STFT_RESOLUTIONS)

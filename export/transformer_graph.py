@@ -25,6 +25,7 @@ from onnx import TensorProto, helper
 from vampnet_ort import ops
 from vampnet_ort.ops import DOMAIN
 
+from . import quantize as quantize_settings
 from .quantize import (
     INT4_BLOCK_SIZE,
     PRECISION_NAMES,
@@ -246,6 +247,12 @@ def _emit_per_item_forward(
     return ForwardOutputs(logits=outputs[0], activations=tuple(outputs[1:]))
 
 
+def attention_op(w_qkv: Linear) -> str:
+    """int8 bundles run QK^T and PV in int8 too (vampnet.RelativePositionAttentionInt8, docs/ATTENTION.md)."""
+    int8 = quantize_settings.ATTENTION_INT8 and isinstance(w_qkv, QuantizedLinear) and w_qkv.precision == "int8"
+    return "RelativePositionAttentionInt8" if int8 else "RelativePositionAttention"
+
+
 def _emit_batched_forward(
     w: NodeWriter, config: VampNetConfig, names: TransformerNames, codes: str, logits_name: str | None = None
 ) -> ForwardOutputs:
@@ -256,7 +263,7 @@ def _emit_batched_forward(
         h = w.op1("RMSNorm", [x, ln.norm_1], domain=DOMAIN, hint=f"l{i}_norm1", epsilon=RMS_EPSILON)
         qkv = emit_linear(w, h, ln.w_qkv, hint=f"l{i}_qkv")
         att = w.op1(
-            "RelativePositionAttention",
+            attention_op(ln.w_qkv),
             [qkv, names.rel_bias],
             domain=DOMAIN,
             hint=f"l{i}_attn",

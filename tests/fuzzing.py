@@ -107,6 +107,9 @@ SPECS: dict[str, OpSpec] = {
     "RelativePositionAttention": OpSpec(
         "RelativePositionAttention", _attention, (("out", TensorProto.FLOAT),),
         {"num_heads": 4, "num_buckets": 32, "max_distance": 128}, ("num_heads", "num_buckets", "max_distance")),
+    "RelativePositionAttentionInt8": OpSpec(
+        "RelativePositionAttentionInt8", _attention, (("out", TensorProto.FLOAT),),
+        {"num_heads": 4, "num_buckets": 32, "max_distance": 128}, ("num_heads", "num_buckets", "max_distance")),
     "Snake": OpSpec("Snake", _snake, (("y", TensorProto.FLOAT),)),
     "PhiloxUniform": OpSpec("PhiloxUniform", _philox, (("uniforms", TensorProto.FLOAT),)),
     "SampleAndRemask": OpSpec("SampleAndRemask", _sample_and_remask,
