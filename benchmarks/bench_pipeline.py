@@ -13,7 +13,7 @@ the other in one run (so memory and sessions do not mix), and one table compares
 runs are not evidence.
 
 The random bundles are exported once (in a child process, so their memory does not count) into
-``bench-out/bundle-<size>[-int8]`` and reused. Release size follows SPEC.md section 1: coarse 20 layers, width
+``bench-out/bundle-<size>[-int8]`` and reused. Release size follows docs/SPEC.md section 1: coarse 20 layers, width
 1280, 20 heads; c2f 16 layers; codec LAC hop 768 (rates 2/4/8/12) with encoder width 64 and decoder width 1536
 (the release's codec widths are an assumption; the checkpoint's own kwargs decide for a real bundle). Peak memory
 is the child's peak RSS (ru_maxrss) after each stage.
