@@ -6,11 +6,12 @@
 import { Pipeline, PipelineError, bundleInfo } from './pipeline.js';
 import { MODEL_FILES } from './bundle.js';
 import { resolveOptions } from './options.js';
+import { chooseBackend } from './backend.js';
 
 export const SAMPLE_RATE = 44100;
 
 class WorkerRunner {
-  constructor(models, baseUrl, manifest, threads, onLoadProgress) {
+  constructor(models, baseUrl, manifest, threads, backend, onLoadProgress) {
     this.workers = new Map();
     this.pending = new Map();
     this.nextId = 1;
@@ -38,7 +39,7 @@ class WorkerRunner {
           }
         };
       }));
-      worker.postMessage({ type: 'load', model, baseUrl, manifest, threads });
+      worker.postMessage({ type: 'load', model, baseUrl, manifest, threads, backend });
     }
   }
 
@@ -50,13 +51,14 @@ class WorkerRunner {
     else call.reject(Object.assign(new Error(data.message), { kind: data.kind }));
   }
 
-  run(model, feeds) {
+  /** Resolves to the model's first output {data, dims}, or to the output named `output`. */
+  run(model, feeds, output = null) {
     const worker = this.workers.get(model);
     if (!worker) return Promise.reject(new PipelineError(`the bundle has no ${MODEL_FILES[model]}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, model });
-      worker.postMessage({ type: 'run', id, feeds });
+      worker.postMessage({ type: 'run', id, feeds, output });
     });
   }
 }
@@ -76,8 +78,9 @@ export async function resampleMono(samples, sampleRate) {
   return rendered.getChannelData(0).slice();
 }
 
-/** Create window.vampnet for the bundle at `baseUrl` (a URL ending in /). */
-export function createApi({ baseUrl, threads, onLoadProgress = () => {}, onProgress = () => {} }) {
+/** Create window.vampnet for the bundle at `baseUrl` (a URL ending in /). backend: 'auto' (WebGPU when the browser
+ * has an adapter, else wasm), 'webgpu' or 'wasm'; `ready` resolves with the one in use. */
+export function createApi({ baseUrl, threads, backend = 'auto', onLoadProgress = () => {}, onProgress = () => {} }) {
   let pipeline = null;
   let manifest = null;
   let busy = false;
@@ -96,10 +99,11 @@ export function createApi({ baseUrl, threads, onLoadProgress = () => {}, onProgr
     }
     const info = bundleInfo(manifest);
     const models = ['codec_encoder', 'codec_decoder', 'coarse', ...(info.c2f ? ['c2f'] : [])];
-    const runner = new WorkerRunner(models, baseUrl, manifest, threads, onLoadProgress);
+    const used = await chooseBackend(backend);
+    const runner = new WorkerRunner(models, baseUrl, manifest, threads, used, onLoadProgress);
     await Promise.all(runner.loads);
     pipeline = new Pipeline(manifest, runner, { onProgress });
-    return { demo: info.demo, sampleRate: info.sampleRate, nCodebooks: info.nCodebooks, threads };
+    return { demo: info.demo, sampleRate: info.sampleRate, nCodebooks: info.nCodebooks, threads, backend: used };
   })();
 
   async function vamp(samples, sampleRate, options = {}) {
