@@ -80,7 +80,8 @@ export async function resampleMono(samples, sampleRate) {
 
 /** Create window.vampnet for the bundle at `baseUrl` (a URL ending in /). backend: 'auto' (WebGPU when the browser
  * has an adapter, else wasm), 'webgpu' or 'wasm'; `ready` resolves with the one in use. */
-export function createApi({ baseUrl, threads, backend = 'auto', onLoadProgress = () => {}, onProgress = () => {} }) {
+export function createApi({ baseUrl, threads, backend = 'auto', onLoadProgress = () => {}, onProgress = () => {},
+  only = null }) {
   let pipeline = null;
   let manifest = null;
   let busy = false;
@@ -98,7 +99,9 @@ export function createApi({ baseUrl, threads, backend = 'auto', onLoadProgress =
       throw new Error("the bundle's vampnet.json is not valid JSON");
     }
     const info = bundleInfo(manifest);
-    const models = ['codec_encoder', 'codec_decoder', 'coarse', ...(info.c2f ? ['c2f'] : [])];
+    // `only`: load just these models (benchmarks/bench_web.py times coarse steps with ['coarse'])
+    const models = ['codec_encoder', 'codec_decoder', 'coarse', ...(info.c2f ? ['c2f'] : [])]
+      .filter((m) => !only || only.includes(m));
     const used = await chooseBackend(backend);
     const runner = new WorkerRunner(models, baseUrl, manifest, threads, used, onLoadProgress);
     await Promise.all(runner.loads);
@@ -123,5 +126,26 @@ export function createApi({ baseUrl, threads, backend = 'auto', onLoadProgress =
     }
   }
 
-  return { ready, vamp, get manifest() { return manifest; }, defaults: () => resolveOptions({}, 14) };
+  /** Seconds of one coarse decode step (the first of `steps`) at `frames` frames, every position masked, through
+   * the loaded coarse model; needs the step-window graph (vampnet-ort web serves it). For benchmarks. */
+  async function timeCoarseStep(frames = 575, steps = 36) {
+    await ready;
+    if (!pipeline.stepGraphs.coarse) throw new PipelineError('timeCoarseStep needs the step-window coarse graph');
+    const n = pipeline.info.coarse.n_codebooks;
+    const size = n * frames;
+    const i64 = (data, dims) => ({ type: 'int64', data, dims });
+    const f32 = (v) => ({ type: 'float32', data: Float32Array.of(v), dims: [] });
+    const s64 = (v) => i64(BigInt64Array.of(BigInt(v)), []);
+    const feeds = {
+      codes: i64(new BigInt64Array(size), [1, n, frames]), mask: i64(new BigInt64Array(size).fill(1n), [1, n, frames]),
+      seed: s64(0), num_steps: s64(steps), temperature: f32(1), mask_temperature: f32(10.5), top_p: f32(0),
+      typical_mass: f32(0), typical_min_tokens: s64(1), sample_cutoff: f32(1),
+      first_step: s64(0), step_count: s64(1), n0: i64(BigInt64Array.of(BigInt(size)), [1]),
+    };
+    const t0 = performance.now();
+    await pipeline.run('coarse', feeds, 'next_out');
+    return (performance.now() - t0) / 1000;
+  }
+
+  return { ready, vamp, timeCoarseStep, get manifest() { return manifest; }, defaults: () => resolveOptions({}, 14) };
 }

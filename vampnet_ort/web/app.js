@@ -43,10 +43,13 @@ $('backend').addEventListener('change', () => {
   params.set('backend', $('backend').value);
   location.search = params.toString(); // sessions are made per backend at load: reload with the new choice
 });
+// ?only=coarse,...: load just those models (benchmarks; the page cannot vamp then)
+const only = params.get('only') ? params.get('only').split(',') : null;
 const api = createApi({
   baseUrl: new URL('bundle/', location.href).href,
   threads,
   backend: askedBackend,
+  only,
   onLoadProgress: (model, loaded, total) => {
     loadProgress.set(model, [loaded, total]);
     let a = 0;
