@@ -143,7 +143,8 @@ def release_rows(dry_run: bool, frames: int, seconds: float) -> int:
         return 0
     from vampnet_ort import web_server
 
-    print("| bundle | threads | load coarse s | s / coarse step T=575 | load all s | 10 s vamp s (1 step) | 36-step vamp s (est.) | peak MiB per worker | fits a tab |")
+    print(f"| bundle | threads | load coarse s | s / coarse step T={frames} | load all s | {seconds:g} s vamp s (1 step) "
+          "| 36-step vamp s (est.) | peak MiB per worker | fits a tab |")
     print("|---|---|---|---|---|---|---|---|---|")
     for q in RELEASE_PRECISIONS:
         bundle_dir = release_bundle(q)

@@ -180,7 +180,7 @@ def test_js_unit_tests_against_python_vectors(tmp_path: Path) -> None:
                    capture_output=True)
     subprocess.run([sys.executable, str(TESTS / "web" / "make_pipeline_vectors.py"), str(tmp_path)], check=True,
                    capture_output=True)
-    files = [str(TESTS / "web" / f"{name}.test.mjs") for name in ("masks", "loudness", "chunks", "wav", "replay")]
+    files = [str(TESTS / "web" / f"{name}.test.mjs") for name in ("masks", "loudness", "chunks", "wav", "replay", "backend")]
     proc = subprocess.run([NODE, "--test", *files], capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, VAMPNET_WEB_VECTORS=str(tmp_path)))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
