@@ -56,7 +56,7 @@ if [ "${VAMPNET_WEB_WEBGPU:-1}" != 0 ]; then
     "$venv/bin/vampnet-ort" export --codec tests/golden/codec.pth --coarse tests/golden/coarse.pth \
       --c2f tests/golden/c2f.pth --quantize "$q" --out "$work/golden_$q" >/dev/null
   done
-  node tests/web/webgpu_graphs.mjs "$artifacts" "$bundle" "$work/golden_w8" "$work/golden_int4"
+  node tests/web/webgpu_graphs.mjs "$artifacts" "$bundle" "$work/golden_w8" "$work/golden_int4#coarse,c2f"
   : > "$work/url"
   "$venv/bin/vampnet-ort" web --port 0 -q > "$work/url" 2> "$work/server.err" &
   server_pid=$!

@@ -3,7 +3,8 @@
 // (JSEP: ort.min.mjs; native: ort.webgpu.min.mjs) and compares with ['wasm'] on the same feeds:
 //   codec encoder codes equal; codec decoder audio within DECODER_TOL; coarse/c2f tokens equal.
 // Files are served from 127.0.0.1 (a secure context: data: or file: pages get no navigator.gpu).
-//   node tests/web/webgpu_graphs.mjs ARTIFACTS_DIR BUNDLE_DIR...
+//   node tests/web/webgpu_graphs.mjs ARTIFACTS_DIR BUNDLE_DIR[#graph,graph]...
+// (#coarse,c2f: only those graphs of that bundle, e.g. a second export with the same codec)
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -36,7 +37,8 @@ mkdirSync(artifacts, { recursive: true });
 const TYPES = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm',
   '.json': 'application/json', '.html': 'text/html' };
 const mounts = { '/ort/': join(ROOT, 'node_modules', 'onnxruntime-web', 'dist'), '/test/': join(ROOT, 'tests', 'web') };
-bundles.forEach((dir, i) => { mounts[`/b${i}/`] = resolve(dir); });
+const only = bundles.map((arg) => (arg.includes('#') ? arg.split('#')[1].split(',') : null));
+bundles.forEach((arg, i) => { mounts[`/b${i}/`] = resolve(arg.split('#')[0]); });
 
 const server = createServer(async (req, res) => {
   const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -84,7 +86,8 @@ try {
     });
     await page.goto(`${base}/`, { waitUntil: 'load' });
     const urls = bundles.map((_, i) => `${base}/b${i}/`);
-    const report = await page.evaluate(async (b, u) => (await import('/test/webgpu_page.mjs')).runBuild(b, u), build, urls);
+    const report = await page.evaluate(async (b, u, o) => (await import('/test/webgpu_page.mjs')).runBuild(b, u, o),
+      build, urls, only);
     report.console = log.filter((l) => !/^\[W:onnxruntime/.test(l)).slice(-20);
     reports.push(report);
     await page.close();

@@ -1,6 +1,6 @@
 // Browser side of tests/web/webgpu_graphs.mjs: every graph of a bundle on one onnxruntime-web build, with
 // executionProviders ['webgpu'] and ['wasm'] on the same feeds; returns the comparison per graph.
-//   await runBuild(buildFile, bundleUrls)  (buildFile: 'ort.min.mjs' = JSEP, 'ort.webgpu.min.mjs' = native WebGPU)
+//   await runBuild(buildFile, bundleUrls, onlyGraphs)  (onlyGraphs[i]: graph names of bundle i, or null; buildFile: 'ort.min.mjs' = JSEP, 'ort.webgpu.min.mjs' = native WebGPU)
 
 const GRAPHS = ['codec_encoder', 'codec_decoder', 'coarse', 'c2f'];
 
@@ -88,7 +88,7 @@ function compare(graph, a, b) {
     nan: x.some(Number.isNaN) };
 }
 
-export async function runBuild(buildFile, bundleUrls) {
+export async function runBuild(buildFile, bundleUrls, onlyGraphs = []) {
   const ort = await import(`/ort/${buildFile}`);
   ort.env.wasm.wasmPaths = new URL('/ort/', location.href).href;
   ort.env.wasm.numThreads = 1;
@@ -97,9 +97,9 @@ export async function runBuild(buildFile, bundleUrls) {
   const report = { build: buildFile, adapter: info ? `${info.vendor} ${info.architecture} ${info.description}`.trim() : null,
     results: [] };
   if (!adapter) return report;
-  for (const bundleUrl of bundleUrls) {
+  for (const [i, bundleUrl] of bundleUrls.entries()) {
     const manifest = await (await fetch(new URL('vampnet.json', bundleUrl))).json();
-    for (const graph of GRAPHS) {
+    for (const graph of GRAPHS.filter((g) => !onlyGraphs[i] || onlyGraphs[i].includes(g))) {
       const file = `${graph}.onnx`;
       if (!manifest.files[file]) continue;
       const model = await fetchBytes(new URL(file, bundleUrl));
