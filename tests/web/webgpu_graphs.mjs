@@ -25,7 +25,7 @@ function expectation(build, precision) {
   if (precision === 'w8' && build === 'ort.min.mjs') return { loadError: /Only 2b and 4b quantization is supported/ };
   return { tokens: precision === 'int4' ? 'report' : 'equal' };
 }
-const BUILDS = ['ort.min.mjs', 'ort.webgpu.min.mjs'];
+const BUILDS = process.env.WEBGPU_BUILDS ? process.env.WEBGPU_BUILDS.split(',') : ['ort.min.mjs', 'ort.webgpu.min.mjs'];
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const [artifacts, ...bundles] = process.argv.slice(2);
 if (!artifacts || bundles.length === 0) {
@@ -80,15 +80,29 @@ try {
     const page = await browser.newPage();
     page.setDefaultTimeout(600_000);
     const log = [];
+    const copies = {}; // WEBGPU_COUNT_COPIES: Memcpy nodes ORT inserted per graph, from its verbose log
+    let current = null;
     page.on('console', (m) => {
-      log.push(m.text());
+      const text = m.text();
+      const announced = text.match(/^webgpu_page: \S+ (\S+) (\S+)$/);
+      if (announced) current = `${announced[1].replace(base, '')}${announced[2]}`;
+      const copy = text.match(/AddCopyNode\] Add (MemcpyFromHost|MemcpyToHost) (?:after|before) (\S+)/);
+      if (copy && current) {
+        const c = (copies[current] ??= { total: 0, outer: 0 });
+        c.total += 1;
+        if (copy[2].startsWith('decode/')) c.outer += 1; // the decode graph's own nodes, outside the Loop body
+      }
+      if (/\[[VI]:onnxruntime/.test(text)) return;
+      log.push(text);
       if (process.env.VERBOSE && m.text().startsWith('webgpu_page:')) console.log(`  ${m.text()}`);
     });
     await page.goto(`${base}/`, { waitUntil: 'load' });
     const urls = bundles.map((_, i) => `${base}/b${i}/`);
-    const report = await page.evaluate(async (b, u, o) => (await import('/test/webgpu_page.mjs')).runBuild(b, u, o),
-      build, urls, only);
-    report.console = log.filter((l) => !/^\[W:onnxruntime/.test(l)).slice(-20);
+    const report = await page.evaluate(async (b, u, o, c) => (await import('/test/webgpu_page.mjs')).runBuild(b, u, o, c),
+      build, urls, only, { countCopies: Boolean(process.env.WEBGPU_COUNT_COPIES) });
+    // ORT warns once per graph when it inserts CPU<->GPU copies: "N Memcpy nodes are added to the graph G for <EP>"
+    report.copies = copies;
+    report.console = log.filter((l) => !/\[[WIVE]:onnxruntime/.test(l)).slice(-20);
     reports.push(report);
     await page.close();
     if (!report.adapter) {
@@ -96,6 +110,9 @@ try {
       continue;
     }
     console.log(`${build}: adapter ${report.adapter}`);
+    for (const [graph, c] of Object.entries(report.copies)) {
+      console.log(`  ${build} ${graph}: ${c.total} Memcpy nodes (${c.outer} outside the decode Loop)`);
+    }
     for (const row of report.results) {
       const where = `${build} ${row.bundle.replace(base, '')}${row.graph} (${row.precision})`;
       const expect = expectation(build, row.precision);

@@ -88,7 +88,7 @@ function compare(graph, a, b) {
     nan: x.some(Number.isNaN) };
 }
 
-export async function runBuild(buildFile, bundleUrls, onlyGraphs = []) {
+export async function runBuild(buildFile, bundleUrls, onlyGraphs = [], { countCopies = false } = {}) {
   const ort = await import(`/ort/${buildFile}`);
   ort.env.wasm.wasmPaths = new URL('/ort/', location.href).href;
   ort.env.wasm.numThreads = 1;
@@ -113,7 +113,9 @@ export async function runBuild(buildFile, bundleUrls, onlyGraphs = []) {
       try {
         for (const ep of ['wasm', 'webgpu']) {
           const t0 = performance.now();
-          sessions[ep] = await ort.InferenceSession.create(model, { executionProviders: [ep], externalData });
+          // countCopies: verbose log, where ORT says how many CPU<->GPU Memcpy nodes it inserted per graph
+          sessions[ep] = await ort.InferenceSession.create(model, { executionProviders: [ep], externalData,
+            ...(ep === 'webgpu' && countCopies ? { logSeverityLevel: 0, logVerbosityLevel: 1 } : {}) });
           row[`${ep}_load_s`] = (performance.now() - t0) / 1000;
         }
         for (const c of cases(ort, manifest, graph)) {
