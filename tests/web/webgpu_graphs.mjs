@@ -146,4 +146,4 @@ if (failures.length) {
   console.error(`webgpu_graphs: ${failures.length} failure(s):\n  ${failures.join('\n  ')}`);
   process.exit(1);
 }
-console.log('webgpu_graphs: every graph ran on WebGPU on both builds and matched wasm');
+console.log('webgpu_graphs: every graph ran on WebGPU on both builds; codes, audio and tokens as expected (docs/WEB.md, "WebGPU")');
