@@ -10,6 +10,14 @@ model-local functions nor touch ``vampnet`` ops):
   ``bits=4``: symmetric blocks of ``block_size`` values along K (the default zero point 8 of MatMulNBits), the
   scale of each block chosen among a few clipping ratios by least squares.
 
+- ``w8`` (the browser GPU bundle): ``com.microsoft.MatMulNBits`` with ``bits=8``, weight-only: symmetric blocks of
+  ``W8_BLOCK_SIZE`` values along K, zero point 128, activations stay float32 (no ``accuracy_level``). int8's
+  ``DynamicQuantizeMatMul`` has no WebGPU kernel in onnxruntime-web (it falls back to the CPU); MatMulNBits runs on
+  the GPU in both of its WebGPU builds (docs/WEB.md, "WebGPU").
+
+Quantized linears never use MatMulNBits' bias input (the 6-input form, which onnxruntime-web's JSEP WebGPU build
+rejects): the bias is a separate Add.
+
 Everything else (embedding tables, RMSNorm, attention, norms, biases) stays float32; docs/QUANTIZATION.md says why.
 """
 
@@ -26,12 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .transformer_graph import NodeWriter
 
 MS_DOMAIN = "com.microsoft"
-PRECISIONS = ("none", "int8", "int4")
+PRECISIONS = ("none", "int8", "int4", "w8")
 # Graph precision recorded in vampnet.json / metadata for each --quantize value.
-PRECISION_NAMES = {"none": "float32", "int8": "int8", "int4": "int4"}
+PRECISION_NAMES = {"none": "float32", "int8": "int8", "int4": "int4", "w8": "w8"}
 INT4_BLOCK_SIZE = 128  # measured: docs/QUANTIZATION.md ("int4 block size and accuracy level")
 INT4_ACCURACY_LEVEL = 4  # activations quantized to int8 inside MatMulNBits (the fast path of MLAS)
 _INT4_CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
+W8_BLOCK_SIZE = 128  # the int4 block size: 8-bit blocks of 128 keep the weight error ~0.5% (docs/QUANTIZATION.md)
 
 
 class QuantizeError(ValueError):
@@ -48,7 +57,7 @@ def check_precision(quantize: str) -> str:
 class QuantizedLinear:
     """A quantized ``x @ W`` (W [K, N]): initializer names of the packed weight and its scales."""
 
-    precision: str  # "int8" | "int4"
+    precision: str  # "int8" | "int4" | "w8"
     weight: str
     scale: str
     k: int
@@ -137,6 +146,38 @@ def quantize_int4_blocks(w: np.ndarray, block_size: int = INT4_BLOCK_SIZE) -> tu
     return packed, scales.reshape(-1)
 
 
+def quantize_int8_blocks(w: np.ndarray, block_size: int = W8_BLOCK_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """W [K, N] float -> (uint8 [N, ceil(K/bs), bs], scales float32 [N * ceil(K/bs)]) for MatMulNBits bits=8.
+
+    Values are ``(q - 128) * scale`` with q in [1, 255] (symmetric, scale = block absmax / 127; MatMulNBits'
+    default zero point 128 for 8 bits); K is padded with zeros to a whole number of blocks.
+    """
+    if w.ndim != 2:
+        raise ValueError(f"expected a [K, N] matrix, got shape {w.shape}")
+    if block_size < 16 or block_size & (block_size - 1):
+        raise ValueError(f"block_size must be a power of two >= 16, got {block_size}")
+    k, n = w.shape
+    n_blocks = -(-k // block_size)
+    packed = np.empty((n, n_blocks, block_size), dtype=np.uint8)
+    scales = np.empty((n, n_blocks), dtype=np.float32)
+    for start in range(0, n, 256):  # column chunks keep the temporaries small
+        cols = w[:, start : start + 256]
+        padded = np.zeros((n_blocks * block_size, cols.shape[1]), dtype=np.float32)
+        padded[:k] = cols
+        blocks = np.ascontiguousarray(padded.T).reshape(-1, n_blocks, block_size)
+        absmax = np.abs(blocks).max(axis=-1)
+        scale = np.where(absmax > 0, absmax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+        packed[start : start + 256] = (np.clip(np.rint(blocks / scale[..., None]), -127, 127) + 128).astype(np.uint8)
+        scales[start : start + 256] = scale
+    return packed, scales.reshape(-1)
+
+
+def dequantize_int8_blocks(packed: np.ndarray, scales: np.ndarray, k: int) -> np.ndarray:
+    n, n_blocks, block = packed.shape
+    w = (packed.astype(np.float32) - 128.0) * scales.reshape(n, n_blocks, 1)
+    return np.ascontiguousarray(w.reshape(n, -1)[:, :k].T)
+
+
 def dequantize_int4_blocks(packed: np.ndarray, scales: np.ndarray, k: int) -> np.ndarray:
     n, n_blocks, half = packed.shape
     q = np.empty((n, n_blocks, 2 * half), dtype=np.float32)
@@ -156,19 +197,21 @@ def emit_linear(
     if weight.precision == "int8":
         inputs = [x, weight.weight, weight.scale] + (["", bias] if bias else [])
         return w.op1("DynamicQuantizeMatMul", inputs, domain=MS_DOMAIN, hint=hint)
-    if weight.precision == "int4":
-        inputs = [x, weight.weight, weight.scale] + (["", "", bias] if bias else [])
-        return w.op1(
+    if weight.precision in ("int4", "w8"):
+        # no bias input: JSEP's WebGPU MatMulNBits rejects the 6-input form; a separate Add is the same sum
+        levels = {"accuracy_level": INT4_ACCURACY_LEVEL} if weight.precision == "int4" else {}
+        y = w.op1(
             "MatMulNBits",
-            inputs,
+            [x, weight.weight, weight.scale],
             domain=MS_DOMAIN,
             hint=hint,
             K=weight.k,
             N=weight.n,
-            bits=4,
+            bits=4 if weight.precision == "int4" else 8,
             block_size=weight.block_size,
-            accuracy_level=INT4_ACCURACY_LEVEL,
+            **levels,
         )
+        return w.op1("Add", [y, bias], hint=hint + "_bias") if bias else y
     raise ValueError(f"unknown precision {weight.precision!r}")
 
 

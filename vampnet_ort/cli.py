@@ -18,7 +18,7 @@ from .version import __version__
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-QUANTIZE_CHOICES = ("none", "int8", "int4")  # = vampnet_ort.export.quantize.PRECISIONS (without importing export)
+QUANTIZE_CHOICES = ("none", "int8", "int4", "w8")  # = vampnet_ort.export.quantize.PRECISIONS (without importing export)
 HF_DEFAULT_REPO = "hugggof/vampnet"  # = vampnet_ort.export.hub.DEFAULT_REPO (without importing export)
 
 
@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     frontend.add_verbose(e)
     e.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none",
                    help="weights of the transformer linears: none (float32, default), int8 (about 4x smaller, "
-                        "faster on CPUs with integer dot products) or int4 (smallest); docs/QUANTIZATION.md")
+                        "faster on CPUs with integer dot products), int4 (smallest) or w8 (weight-only 8-bit, for the "
+                        "browser's WebGPU backend); docs/QUANTIZATION.md")
 
     v = sub.add_parser("vamp", help="vamp an audio file",
                        description="Regenerate the masked parts of INPUT with VampNet and write OUTPUT "
