@@ -60,7 +60,6 @@ def audio_files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix in (".wav", ".flac", ".ogg")}
 
 
-@pytest.mark.slow
 @pytest.fixture()
 def collection(tmp_path: Path) -> Path:
     col = tmp_path / "col"

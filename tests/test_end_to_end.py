@@ -26,7 +26,6 @@ def cli(*args: object, env: dict | None = None) -> subprocess.CompletedProcess:
                           timeout=600, env={**os.environ, **(env or {})})
 
 
-@pytest.mark.slow
 @pytest.fixture(scope="session")
 def golden_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("e2e") / "golden-bundle"

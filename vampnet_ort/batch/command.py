@@ -44,10 +44,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .core import run_batch
 
     log = frontend.logger(args.quiet)
-    if args.models is None:
-        from ..demo import DEMO_NOTE
-
-        log(DEMO_NOTE)
     records: list = []
     report = Path(args.out) / REPORT_NAME
     try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
+from ..frontend import bundle_dir
 from ..options import VampOptions, check_output_sample_rate
 from ..pipeline import output_paths
 from .constants import ENGINES, OUTPUT_FORMATS, REPORT_NAME
@@ -189,12 +190,7 @@ def run_batch(
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise BatchError(f"{out}: exists and is not a directory")
-    if models is not None:
-        bundle_path = Path(models)
-    else:
-        from ..demo import demo_bundle_path
-
-        bundle_path = demo_bundle_path(log=log)
+    bundle_path, _ = bundle_dir(models, log)  # the demo bundle without `models` (the note goes to `log`)
     n_codebooks = read_manifest_info(bundle_path).n_codebooks  # cheap checks before any hashing
     bundle = str(bundle_path.absolute())
     items = collect_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, exclude=out)
