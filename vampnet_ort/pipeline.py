@@ -1,6 +1,6 @@
 """The vamp pipeline: audio -> codes -> mask -> coarse + coarse-to-fine decode -> audio, on ONNX Runtime alone.
 
-It reproduces what upstream VampNet's app does around the decode (SPEC.md section 3):
+It reproduces what upstream VampNet's app does around the decode (docs/SPEC.md section 3):
 
 1. read (soundfile), resample to the codec rate (soxr), mono, -24 LUFS, peak <= 1, right-pad to a multiple of hop;
 2. encode with ``codec_encoder.onnx``;
@@ -222,7 +222,7 @@ class Pipeline:
         return {
             "codes": np.ascontiguousarray(codes, dtype=np.int64),
             "mask": np.ascontiguousarray(mask, dtype=np.int64),
-            "seed": np.array(int(seed), dtype=np.int64),  # item b uses seed + b (SPEC.md section 5)
+            "seed": np.array(int(seed), dtype=np.int64),  # item b uses seed + b (docs/SPEC.md section 5)
             "num_steps": np.array(int(opts.steps), dtype=np.int64),
             "temperature": np.array(opts.temperature, dtype=np.float32),
             "mask_temperature": np.array(opts.mask_temperature, dtype=np.float32),
