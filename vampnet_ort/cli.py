@@ -201,9 +201,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
 
     if args.bundle is None:
-        from .demo import demo_bundle_path
-
-        args.bundle = demo_bundle_path(log=frontend.logger(False))
+        args.bundle, _ = frontend.bundle_dir(None, frontend.logger(False), note=False)
     print(load_bundle(args.bundle).describe())
     return 0
 

@@ -9,14 +9,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-from ..options import VampOptions, check_output_sample_rate, options_to_json
+from ..frontend import bundle_dir
+from ..options import VampOptions, check_output_sample_rate
 from ..pipeline import output_paths
 from .constants import ENGINES, OUTPUT_FORMATS, REPORT_NAME
 from .inputs import BatchInput, InputError, collect_inputs
-from .job import input_duration, outputs_complete
-from .report import ReportWriter, make_record
+from .job import Job, input_duration, outputs_complete
+from .report import Record, ReportWriter
 
 PathLike = Union[str, os.PathLike]
 _KEPT_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
@@ -55,7 +56,7 @@ def _output_relative(item: BatchInput, output_format: Optional[str]) -> PurePosi
 
 def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, *, n_codebooks: int,
               output_format: Optional[str] = None, per_file_seed: bool = False,
-              output_sample_rate: Optional[int] = None) -> List[Dict[str, Any]]:
+              output_sample_rate: Optional[int] = None) -> List[Job]:
     """One job per input (see ``job.py``), every option checked and every output path decided before any work."""
     from ..audio import check_writable_format
     from ..paths import same_file
@@ -64,7 +65,7 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
         raise BatchError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
     check_output_sample_rate(output_sample_rate)
     options.validate(n_codebooks)
-    jobs: List[Dict[str, Any]] = []
+    jobs: List[Job] = []
     claimed: Dict[Path, str] = {}
     for index, item in enumerate(items):
         relative = _output_relative(item, output_format)
@@ -93,14 +94,9 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
             claimed[path] = item.origin
             if same_file(path, item.source):  # resolved paths and inodes: symlinks and hard links count
                 raise BatchError(f"{item.origin}: the output {path} would replace its input (choose another --out)")
-        jobs.append({
-            "index": index,
-            "input": str(item.source.absolute()),
-            "output": str(target),
-            "outputs": [str(p) for p in outputs],
-            "options": options_to_json(item_options),
-            "output_sample_rate": None if rate is None else int(rate),
-        })
+        jobs.append(Job(index=index, input=str(item.source.absolute()), output=str(target),
+                        outputs=tuple(str(p) for p in outputs), options=item_options,
+                        output_sample_rate=None if rate is None else int(rate)))
     return jobs
 
 
@@ -111,10 +107,10 @@ class BatchSummary:
     skipped: int = 0
     audio_seconds: float = 0.0  # input audio vamped by this run (ok records)
 
-    def add(self, record: Mapping[str, Any]) -> None:
-        setattr(self, record["status"], getattr(self, record["status"]) + 1)
-        if record["status"] == "ok" and record.get("duration"):
-            self.audio_seconds += float(record["duration"])
+    def add(self, record: Record) -> None:
+        setattr(self, record.status, getattr(self, record.status) + 1)
+        if record.status == "ok" and record.duration:
+            self.audio_seconds += float(record.duration)
 
 
 class _Progress:
@@ -139,16 +135,16 @@ class _Progress:
         failed = f" {self.summary.error} failed," if self.summary.error else ""
         self.bar.set_postfix_str(f"{failed} {rate:.2f} audio-s/s | {self.current}", refresh=True)
 
-    def start(self, job: Mapping[str, Any]) -> None:
+    def start(self, job: Job) -> None:
         self.starts_known = True
-        self.current = Path(job["input"]).name
+        self.current = Path(job.input).name
         self._refresh()
 
-    def finish(self, record: Mapping[str, Any]) -> None:
+    def finish(self, record: Record) -> None:
         self.summary.add(record)
         if self.bar is not None:
-            if record["status"] != "skipped" and not self.starts_known:
-                self.current = "last: " + Path(record["input"]).name
+            if record.status != "skipped" and not self.starts_known:
+                self.current = "last: " + Path(record.input).name
             self.bar.update(1)
         self._refresh()
 
@@ -157,7 +153,7 @@ class _Progress:
             self.bar.close()
 
 
-def vamp_many(
+def run_batch(
     inputs: Union[PathLike, Iterable[PathLike]],
     out_dir: PathLike,
     options: Optional[VampOptions] = None,
@@ -172,9 +168,9 @@ def vamp_many(
     ray_address: Optional[str] = None,
     progress: bool = False,
     log: Optional[Callable[[str], None]] = None,
-) -> List[Dict[str, Any]]:
+) -> List[Record]:
     """Vamp every audio file of `inputs` (files, folders, CSV/JSONL manifests) into `out_dir`, mirroring their
-    relative paths; returns this run's records (also appended to ``out_dir/vampnet-batch.jsonl``).
+    relative paths; returns this run's ``Record``s (also appended to ``out_dir/vampnet-batch.jsonl``).
 
     Files whose outputs already exist are ``skipped``; a file that fails is an ``error`` record and the batch goes
     on. ``models`` is a bundle directory (default: the demo bundle). ``workers`` processes (or Ray actors) each get
@@ -194,12 +190,7 @@ def vamp_many(
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise BatchError(f"{out}: exists and is not a directory")
-    if models is not None:
-        bundle_path = Path(models)
-    else:
-        from ..demo import demo_bundle_path
-
-        bundle_path = demo_bundle_path(log=log)
+    bundle_path, _ = bundle_dir(models, log)  # the demo bundle without `models` (the note goes to `log`)
     n_codebooks = read_manifest_info(bundle_path).n_codebooks  # cheap checks before any hashing
     bundle = str(bundle_path.absolute())
     items = collect_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, exclude=out)
@@ -208,20 +199,18 @@ def vamp_many(
     threads = int(threads) if threads is not None else default_threads(int(workers))
 
     out.mkdir(parents=True, exist_ok=True)
-    records: List[Dict[str, Any]] = []
+    records: List[Record] = []
     bar = _Progress(len(jobs), progress)
     with ReportWriter(out / REPORT_NAME) as report:
-        def on_record(record: Dict[str, Any]) -> None:
+        def on_record(record: Record) -> None:
             report.write(record)
             records.append(record)
             bar.finish(record)
 
         todo = []
         for job in jobs:
-            if outputs_complete(job["outputs"]):
-                on_record(make_record(input=job["input"], output=job["output"], outputs=job["outputs"],
-                                      status="skipped", seed=int(job["options"]["seed"]),
-                                      duration=input_duration(job["input"])))
+            if outputs_complete(job.outputs):
+                on_record(job.record("skipped", duration=input_duration(job.input)))
             else:
                 todo.append(job)
         try:
@@ -238,3 +227,9 @@ def vamp_many(
         finally:
             bar.close()
     return records
+
+
+def vamp_many(inputs: Union[PathLike, Iterable[PathLike]], out_dir: PathLike, options: Optional[VampOptions] = None,
+              **kwargs: Any) -> List[Dict[str, Any]]:
+    """``run_batch`` (same arguments) returning the records as the report's JSON objects."""
+    return [record.to_json() for record in run_batch(inputs, out_dir, options, **kwargs)]
