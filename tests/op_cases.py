@@ -221,7 +221,7 @@ CODEBOOK_EMBEDDING = OpCase(
 
 
 def numpy_buckets(t: int, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
-    """T5 bidirectional buckets of key - query, float32 log as upstream (written from tests/golden/README.md item 10)."""
+    """T5 bidirectional buckets of key - query, float32 log as upstream (tests/golden/README.md item 10)."""
     rel = np.arange(t)[None, :] - np.arange(t)[:, None]
     half = num_buckets // 2
     exact = half // 2
