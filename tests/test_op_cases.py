@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from op_cases import CASES
+from op_cases import CASES, EXACT, Tolerance
 from op_testing import case_model, run_both, run_native
 
 SEEDS = range(6)
@@ -51,3 +51,26 @@ def test_cases_are_reproducible_and_count_flops(op_name: str) -> None:
         np.testing.assert_array_equal(first[name], again[name])
     assert case.flops(case.release_dims) >= 0
     assert set(case.release_dims) == set(case.random_dims(np.random.default_rng(0)))
+
+
+def test_tolerances_fail_where_they_should() -> None:
+    expected = np.array([1.0, -2.0, 4.0], np.float32)
+    feeds = {"X": np.array([100.0, 0.0, 0.0], np.float32)}
+    EXACT.assert_close(expected.copy(), expected, feeds)
+    with pytest.raises(AssertionError):
+        EXACT.assert_close(np.nextafter(expected, np.float32(9)), expected, feeds)
+    near = expected + np.float32(1e-5)
+    Tolerance(atol=2e-5).assert_close(near, expected, feeds)
+    with pytest.raises(AssertionError):
+        Tolerance(atol=5e-6).assert_close(near, expected, feeds)
+    # an input-proportional term allows more error where that input is large, and only there
+    shifted = expected + np.array([1e-3, 0, 0], np.float32)
+    Tolerance(atol=1e-6, per_input=(("X", 2e-5),)).assert_close(shifted, expected, feeds)
+    with pytest.raises(AssertionError):
+        Tolerance(atol=1e-6, per_input=(("X", 2e-5),)).assert_close(expected + np.float32(1e-3), expected, feeds)
+    # of_max: a fraction of the largest |expected| (4.0 here) everywhere
+    Tolerance(of_max=1e-2).assert_close(expected + np.float32(0.03), expected, feeds)
+    with pytest.raises(AssertionError):
+        Tolerance(of_max=1e-2).assert_close(expected + np.float32(0.05), expected, feeds)
+    with pytest.raises(AssertionError):  # NaN where the reference has none
+        Tolerance(of_max=1e-2).assert_close(np.array([np.nan, -2, 4], np.float32), expected, feeds)
