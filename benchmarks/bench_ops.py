@@ -2,10 +2,11 @@
 built-ins where one does the same job), with GFLOP/s from the table's FLOP count and GB/s from the bytes moved.
 
     python benchmarks/bench_ops.py [--threads 2] [--size release|small] [--op RMSNorm ...] [--repeats 60]
+    python benchmarks/bench_ops.py --op CodebookEmbedding --dim C=4      # the coarse model's 4 codebooks
 
 --size release: VampNet's release size (each case's release_dims); --size small: the tests' seeded small inputs
-(a quick check that the script runs). Every number is a median over interleaved rounds of one run; ratios are what
-to read (machines are noisy).
+(a quick check that the script runs); --dim NAME=VALUE overrides one dimension (repeatable). Every number is a
+median over interleaved rounds of one run; ratios are what to read (machines are noisy).
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def builtin_rms_norm(feeds: Mapping[str, np.ndarray], attributes: Mapping[str, o
 BUILTINS: dict[str, tuple[str, Callable]] = {"RMSNorm": ("ORT SimplifiedLayerNormalization", builtin_rms_norm)}
 
 
-def bench_case(case: OpCase, size: str, threads: int, repeats: int) -> None:
+def bench_case(case: OpCase, size: str, threads: int, repeats: int, overrides: Mapping[str, int]) -> None:
     rng = np.random.default_rng(0)
-    dims = case.release_dims if size == "release" else case.random_dims(rng)
+    dims = dict(case.release_dims if size == "release" else case.random_dims(rng))
+    dims.update({k: v for k, v in overrides.items() if k in dims})
     feeds, attributes = case.feeds(rng, dims), case.attributes(dims)
     outputs = [(name, NP_TO_ONNX[dtype], None) for name, dtype in case.output_types()]
     model = ops.single_op_model(case.name, [(n, NP_TO_ONNX[v.dtype], list(v.shape)) for n, v in feeds.items()],
@@ -81,10 +83,16 @@ def main() -> None:
     parser.add_argument("--size", choices=("release", "small"), default="release")
     parser.add_argument("--op", action="append", choices=sorted(CASES), help="op name (repeatable); default: all")
     parser.add_argument("--repeats", type=int, default=60)
+    parser.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a dimension of the cases that have it (e.g. C=4, T=173)")
     args = parser.parse_args()
+    try:
+        overrides = {k: int(v) for k, v in (item.split("=", 1) for item in args.dim)}
+    except ValueError:
+        parser.error("--dim takes NAME=INTEGER, e.g. --dim T=173")
     print(f"intra-op threads: {args.threads}, size: {args.size}")
     for name in args.op or list(CASES):
-        bench_case(CASES[name], args.size, args.threads, args.repeats)
+        bench_case(CASES[name], args.size, args.threads, args.repeats, overrides)
 
 
 if __name__ == "__main__":
