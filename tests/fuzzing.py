@@ -126,10 +126,9 @@ def mutate(spec: OpSpec, rng: np.random.Generator) -> tuple[str, Feeds, dict, li
                 attributes[key] = 2.5 if key in spec.int_attributes else 3
         else:
             attributes["unexpected"] = 1
-    elif mutation == "drop_input":
+    elif mutation == "drop_input":  # the node loses its last input (and the graph that input)
         names = names[:-1]
-        feeds.pop(target if target not in names else names[-1], None)
-        feeds = {n: feeds[n] for n in names if n in feeds}
+        feeds = {n: feeds[n] for n in names}
     elif mutation == "extra_input":
         feeds["extra"] = np.zeros(2, np.float32)
         names = names + ["extra"]
