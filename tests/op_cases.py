@@ -13,7 +13,8 @@ Read by:
 Dimensions: a case draws a small random ``Dims`` (``random_dims``) for the tests and the fuzzer, or takes its
 ``release_dims`` (VampNet's release size) for the benchmark; ``feeds``, ``attributes`` and ``flops`` are functions
 of the dims. FLOPs count the floating-point operations of the op's definition, a transcendental (sin, exp, log,
-sqrt) as one (attention: its two matmuls, as bench_attention.py); ops with no floating-point arithmetic to speak of (PhiloxUniform) count 0 and report GB/s only.
+sqrt) as one (attention: its two matmuls, as bench_attention.py); ops with no floating-point arithmetic to speak of
+(PhiloxUniform) count 0 and report GB/s only.
 """
 
 from __future__ import annotations
