@@ -294,6 +294,55 @@ RELATIVE_POSITION_ATTENTION = OpCase(
 )
 
 
+# ---- RelativePositionAttentionInt8 ----------------------------------------------------------------------------------
+
+
+def numpy_int8_attention(qkv: np.ndarray, rel_bias: np.ndarray, heads: int, num_buckets: int = 32,
+                         max_distance: int = 128) -> np.ndarray:
+    """The op's definition in numpy: exact integer products (int64), float64 softmax before the uint8 step
+    (written from ops/cpp/relative_position_attention_int8.h)."""
+    batch, t, packed = qkv.shape
+    dim = packed // 3
+    dh = dim // heads
+    q, k, v = (qkv[..., i * dim:(i + 1) * dim].reshape(batch, t, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
+
+    def quantize(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        m = np.abs(x).max(axis=axis, keepdims=True)
+        scale = np.where(m > 0, m / np.float32(127), np.float32(1)).astype(np.float32)
+        return np.clip(np.rint(x * (np.float32(1) / scale)), -127, 127).astype(np.int64), scale
+
+    q8, sq = quantize(q, 3)
+    k8, sk = quantize(k, 3)
+    v8, sv = quantize(v, 2)
+    bias = rel_bias[numpy_buckets(t, num_buckets, max_distance)].transpose(2, 0, 1).astype(np.float64)
+    c = (sq * (np.float32(1) / np.sqrt(np.float32(dh)))).astype(np.float32)
+    scores = ((q8 @ k8.transpose(0, 1, 3, 2)).astype(np.float64) * (c.astype(np.float64) * sk.transpose(0, 1, 3, 2))
+              + bias)
+    p8 = np.floor(np.exp(scores - scores.max(-1, keepdims=True)) * 255 + 0.5).astype(np.int64)
+    out = (p8 @ v8).astype(np.float64) * sv / p8.sum(-1, keepdims=True)
+    return out.transpose(0, 2, 1, 3).reshape(batch, t, dim)
+
+
+def _int8_attention_reference(f: Feeds, a: Mapping[str, object]) -> list[np.ndarray]:
+    return [numpy_int8_attention(f["qkv"], f["rel_bias"], int(a["num_heads"]), int(a["num_buckets"]),
+                                 int(a["max_distance"]))]
+
+
+RELATIVE_POSITION_ATTENTION_INT8 = dataclasses.replace(
+    RELATIVE_POSITION_ATTENTION,
+    contract=contract.RELATIVE_POSITION_ATTENTION_INT8,
+    # The float op's dims, inputs, attributes; FLOPs: the same count (int8 multiply-adds in the two matmuls), so
+    # rates compare with the float op directly.
+    reference=_int8_attention_reference,
+    # numpy's float64 softmax may land a probability on the other side of a uint8 rounding step: up to 2% of the
+    # output's largest magnitude (kernel and reference function both; tests/test_relative_position_attention_int8.py)
+    tolerance=Tolerance(of_max=2e-2),
+    pybind=lambda f, a, threads: [_kernels().relative_position_attention_int8(
+        f["qkv"], f["rel_bias"], int(a["num_heads"]), int(a["num_buckets"]), int(a["max_distance"]),
+        threads=threads)],
+)
+
+
 # ---- PhiloxUniform --------------------------------------------------------------------------------------------------
 
 PHILOX_M0, PHILOX_M1 = 0xD2511F53, 0xCD9E8D57
@@ -425,5 +474,6 @@ def _kernels():
 
 # Every op's case, keyed by contract name (tests/test_contract.py: one per contract).
 CASES: dict[str, OpCase] = {case.name: case for case in (
-    SNAKE, RMS_NORM, FILM, CODEBOOK_EMBEDDING, RELATIVE_POSITION_ATTENTION, PHILOX_UNIFORM, SAMPLE_AND_REMASK,
+    SNAKE, RMS_NORM, FILM, CODEBOOK_EMBEDDING, RELATIVE_POSITION_ATTENTION, RELATIVE_POSITION_ATTENTION_INT8,
+    PHILOX_UNIFORM, SAMPLE_AND_REMASK,
 )}

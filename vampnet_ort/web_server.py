@@ -24,7 +24,8 @@ from urllib.parse import unquote, urlsplit
 from .bundle import BundleError, MANIFEST_NAME, read_manifest
 
 WEB_ROOT = Path(__file__).resolve().parent / "web"
-VENDOR_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+VENDOR_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+                "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 DEFAULT_PORT = 8765
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -79,6 +80,42 @@ def browser_manifest(bundle_dir: Path) -> Dict[str, Any]:
     return manifest
 
 
+def step_graphs(bundle_dir: Path, manifest: Dict[str, Any],
+                log: Callable[[str], None] = lambda _m: None) -> Dict[str, bytes]:
+    """The step-window form (vampnet_ort.decode_steps) of the bundle's coarse / c2f graphs, served as
+    ``<stage>.steps.onnx`` beside them so the page can report progress per step; added to `manifest` (``files``
+    with size and sha256, ``step_graphs``: stage -> file). Only the graph file is derived: it refers to the
+    bundle's ``<stage>.onnx.data``. A graph that cannot be windowed is skipped (the page then reports per chunk)."""
+    import hashlib
+
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from .decode_steps import StepWindowError, step_window_model
+
+    derived: Dict[str, bytes] = {}
+    for stage in ("coarse", "c2f"):
+        name = f"{stage}.onnx"
+        if name not in manifest.get("files", {}):
+            continue
+        try:
+            model = onnx.load(str(bundle_dir / name), load_external_data=False)
+            data = step_window_model(model).SerializeToString()
+        except (OSError, DecodeError, StepWindowError, ValueError) as exc:
+            log(f"{name}: no per-step progress in the browser ({exc})")
+            continue
+        locations = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
+        if not locations <= set(manifest["files"]):
+            log(f"{name}: no per-step progress in the browser (external data not listed in vampnet.json)")
+            continue
+        file = f"{stage}.steps.onnx"
+        derived[file] = data
+        manifest["files"][file] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                   "derived_from": name}
+        manifest.setdefault("step_graphs", {})[stage] = file
+    return derived
+
+
 def _resolve_inside(root: Path, relative: str) -> Optional[Path]:
     """root / relative when it stays inside root and names a regular file (no dot files), else None."""
     parts = [p for p in relative.split("/") if p]
@@ -95,7 +132,9 @@ def _resolve_inside(root: Path, relative: str) -> Optional[Path]:
 
 
 def make_handler(bundle_dir: Path, manifest: Dict[str, Any], app_root: Path = WEB_ROOT,
-                 log: Callable[[str], None] = lambda _m: None) -> type:
+                 log: Callable[[str], None] = lambda _m: None, derived: Optional[Dict[str, bytes]] = None) -> type:
+    """`derived`: served files made here, not read from the bundle (step_graphs)."""
+    derived = dict(derived or {})
     manifest_bytes = json.dumps(manifest).encode("utf-8")
     bundle_files = set(manifest["files"])
 
@@ -161,6 +200,9 @@ def make_handler(bundle_dir: Path, manifest: Dict[str, Any], app_root: Path = WE
                 if name not in bundle_files:
                     self._error(HTTPStatus.NOT_FOUND, f"{name!r} is not a file of the bundle")
                     return
+                if name in derived:
+                    self._send_bytes(derived[name], "application/octet-stream")
+                    return
                 target = _resolve_inside(bundle_dir, name)
                 if target is None:
                     self._error(HTTPStatus.NOT_FOUND, f"{name} is listed in vampnet.json but missing")
@@ -190,8 +232,9 @@ def create_server(bundle_dir: Path, host: str = "127.0.0.1", port: int = DEFAULT
             raise BundleError(f"{bundle_dir}: incomplete bundle: {name} is missing")
     if not 0 <= int(port) <= 65535:
         raise WebError(f"--port must be between 0 and 65535, got {port}")
+    derived = step_graphs(bundle_dir, manifest, log)
     try:
-        server = ThreadingHTTPServer((host, int(port)), make_handler(bundle_dir, manifest, app_root, log))
+        server = ThreadingHTTPServer((host, int(port)), make_handler(bundle_dir, manifest, app_root, log, derived))
     except OSError as exc:
         raise WebError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     server.daemon_threads = True
