@@ -16,35 +16,11 @@ from onnx import TensorProto, helper
 
 import vampnet_ort
 from op_testing import native_error, op_model, run_both
-from test_relative_position_attention import numpy_attention, numpy_buckets
+from op_cases import numpy_attention, numpy_int8_attention
 from vampnet_ort import _kernels, ops
 
 OP = "RelativePositionAttentionInt8"
 OUT_DIMS = ["out_b", "out_t", "out_d"]
-
-
-def numpy_int8_attention(qkv: np.ndarray, rel_bias: np.ndarray, heads: int, num_buckets: int = 32,
-                         max_distance: int = 128) -> np.ndarray:
-    """The op's definition in numpy: exact integer products (int64), float64 softmax before the uint8 step."""
-    batch, t, packed = qkv.shape
-    dim = packed // 3
-    dh = dim // heads
-    q, k, v = (qkv[..., i * dim:(i + 1) * dim].reshape(batch, t, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
-
-    def quantize(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-        m = np.abs(x).max(axis=axis, keepdims=True)
-        scale = np.where(m > 0, m / np.float32(127), np.float32(1)).astype(np.float32)
-        return np.clip(np.rint(x * (np.float32(1) / scale)), -127, 127).astype(np.int64), scale
-
-    q8, sq = quantize(q, 3)
-    k8, sk = quantize(k, 3)
-    v8, sv = quantize(v, 2)
-    bias = rel_bias[numpy_buckets(t, num_buckets, max_distance)].transpose(2, 0, 1).astype(np.float64)
-    c = (sq * (np.float32(1) / np.sqrt(np.float32(dh)))).astype(np.float32)
-    scores = (q8 @ k8.transpose(0, 1, 3, 2)).astype(np.float64) * (c.astype(np.float64) * sk.transpose(0, 1, 3, 2)) + bias
-    p8 = np.floor(np.exp(scores - scores.max(-1, keepdims=True)) * 255 + 0.5).astype(np.int64)
-    out = (p8 @ v8).astype(np.float64) * sv / p8.sum(-1, keepdims=True)
-    return out.transpose(0, 2, 1, 3).reshape(batch, t, dim)
 
 
 def int8_model(heads: int, **attrs: int) -> onnx.ModelProto:

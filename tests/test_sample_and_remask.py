@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto
 from scipy import stats
 
+from op_cases import sample_and_remask_pybind
 from op_testing import GOLDEN, NP_TO_ONNX, golden, native_error, op_model, run_both, run_native
 from vampnet_ort import _kernels, ops
 
@@ -64,12 +65,7 @@ def run_step(feeds, threads=2):
 
 
 def pybind_step(feeds, threads=1):
-    args = dict(feeds)
-    for name in ("step", "num_steps", "top_k", "typical_min_tokens"):
-        args[name] = int(args[name])
-    for name in FLOAT_INPUTS:
-        args[name] = float(args[name])
-    return _kernels.sample_and_remask(**args, threads=threads)
+    return sample_and_remask_pybind(feeds, threads)
 
 
 def logits_with_argmax_prob(tokens: np.ndarray, probs: np.ndarray, vocab: int, temperature: float = 1.0):
