@@ -216,7 +216,7 @@ def emit_forward(
 
     Float32 weights: one batched forward. Quantized weights: the forward runs once per batch item inside a
     ``Scan`` over B, because ORT quantizes a MatMul's activations with one scale per tensor: a batched GEMM
-    would make item b depend on the other items (the decode graphs are batch-invariant, SPEC.md section 5).
+    would make item b depend on the other items (the decode graphs are batch-invariant, docs/SPEC.md section 5).
     ``activations`` (the residual stream after each layer) are returned for a quantized forward only with
     `with_activations` (they become extra Scan outputs).
     """

@@ -3,7 +3,7 @@
 qkv [B, T, 3D] (last axis [Q | K | V]), rel_bias [num_buckets, H] -> out [B, T, D]:
 ``out[b, i, head h] = sum_j softmax_j(q_i . k_j / sqrt(dh) + rel_bias[bucket(j - i), h]) v_j``.
 
-The buckets follow golden/README.md item 10 with the same float32 arithmetic as upstream
+The buckets follow tests/golden/README.md item 10 with the same float32 arithmetic as upstream
 (``log(n.float() / exact) / math.log(max_distance / exact) * (half - exact)``, truncated); the bias is gathered
 into [H, T, T] and the attention is plain MatMul / Softmax. This is the slow, obviously-correct path a stock
 ONNX Runtime inlines when the native kernel is not registered.

@@ -1,6 +1,6 @@
 """A decode graph that runs a window of its steps, so a caller can report progress per step (the browser app).
 
-The bundle's ``coarse.onnx`` / ``c2f.onnx`` run a whole iterative decode in one ``Loop`` (SPEC.md section 5). One
+The bundle's ``coarse.onnx`` / ``c2f.onnx`` run a whole iterative decode in one ``Loop`` (docs/SPEC.md section 5). One
 step depends only on (current codes, step, num_steps, seed, n0, the conditioning codes), so the same decode can run
 as consecutive windows of steps. ``step_window_model`` derives that form from a decode graph (the graph file only;
 the weights stay in the bundle's external data, referenced by the same location). It adds three inputs and one
