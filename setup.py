@@ -147,7 +147,9 @@ class CMakeBuild(build_ext):
 # onnxruntime-web runtime files the web app loads (the wasm-only ES module build and its threaded SIMD wasm),
 # pinned by package.json / package-lock.json; copied into the package so the wheel works offline.
 ORT_WEB_VERSION = "1.30.0"
-ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# and the native WebGPU build (the page's WebGPU backend, docs/WEB.md) with its asyncify wasm
+ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+                 "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 VENDOR_DIR = ROOT / "vampnet_ort" / "web" / "vendor"
 
 

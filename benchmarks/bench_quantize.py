@@ -46,7 +46,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 WORK = ROOT / "bench-out" / "quantize"
-PRECISIONS = ("none", "int8", "int4")
+PRECISIONS = ("none", "int8", "int4", "w8")  # w8: weight-only 8-bit MatMulNBits, the browser GPU bundle (docs/WEB.md)
 M = 575
 GEMM_SHAPES = ((1280, 3840), (1280, 1280), (1280, 5120), (2560, 1280), (1280, 4096))
 
@@ -417,7 +417,7 @@ def section_quality(threads: int, frames: int) -> None:
     for label in ("release random coarse", "heavy-tailed coarse"):
         ref_logits = results[(label, "none", "logits")]
         ref_decode = results[(label, "none", "decode")]
-        for q in ("int8", "int4"):
+        for q in ("int8", "int4", "w8"):
             m = logits_metrics(ref_logits, results[(label, q, "logits")])
             dec, mask = results[(label, q, "decode")][0], ref_decode[1]
             regenerated = mask == 1

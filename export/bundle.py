@@ -20,7 +20,7 @@ from vampnet_ort.fileio import file_sha256, rename_no_replace
 from vampnet_ort.paths import is_within
 from vampnet_ort.version import __version__
 
-from .codec import export_codec
+from .codec import codec_config, decoder_precision, export_codec
 from .checkpoint import CheckpointError
 from .hub import DEFAULT_REPO, HubModel, fetch_model
 from .decode_graph import decode_graph
@@ -160,8 +160,9 @@ def export_bundle(
     (random tiny weights) in ``vampnet.json``. overwrite: replace an existing bundle at `out_dir` (see
     ``check_target``: never a directory that is not a bundle, never one holding an input). The finished bundle is
     renamed into place with RENAME_NOREPLACE, so two exports to one `out_dir` never silently replace each other.
-    quantize: ``none`` (float32), ``int8`` or ``int4`` weights for the transformer linears; the codec stays float32
-    (docs/QUANTIZATION.md). Each graph's precision is recorded in ``vampnet.json``.
+    quantize: ``none`` (float32), ``int8`` or ``int4`` weights for the transformer linears; ``int8`` also runs the
+    codec decoder's wide convs in int8, the encoder stays float32 (docs/QUANTIZATION.md). Each graph's precision is
+    recorded in ``vampnet.json``.
     hf: take codec, coarse and c2f from this Hugging Face Hub model repository (``True``: ``hugggof/vampnet``)
     instead of local files, at `hf_revision` (default ``main``); hf_model: a fine-tune (``loras/NAME/``) in
     place of the base transformers (``default`` or None: the base). The repository, commit, files with their
@@ -191,9 +192,10 @@ def export_bundle(
             raise CheckpointError(f"{codec_ckpt.path}: codec metadata.kwargs lacks '{key}' (is this a LAC codec?)")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        export_codec(codec_ckpt, tmp)
-        # Precision of each graph file (vampnet.json files[name]["precision"]); the codec stays float32.
-        precisions = {"codec_encoder.onnx": "float32", "codec_decoder.onnx": "float32"}
+        export_codec(codec_ckpt, tmp, quantize=quantize)
+        # Precision of each graph file (vampnet.json files[name]["precision"]); the codec encoder stays float32.
+        precisions = {"codec_encoder.onnx": "float32",
+                      "codec_decoder.onnx": decoder_precision(codec_config(codec_ckpt), quantize)}
         entries: dict[str, dict[str, Any]] = {}
         for name, source, lora, chunk in (
             ("coarse", coarse, lora_coarse, COARSE_CHUNK_FRAMES),

@@ -45,6 +45,7 @@ from vampnet_ort.codec_geometry import (
 from vampnet_ort.fileio import publish
 
 from .checkpoint import Checkpoint, CheckpointError, StateReader, load_checkpoint
+from .quantize import check_precision, codec_conv_form, codec_conv_weight_int8
 
 ENCODER_FILE = "codec_encoder.onnx"
 DECODER_FILE = "codec_decoder.onnx"
@@ -61,10 +62,12 @@ def codec_config(codec: Checkpoint) -> CodecConfig:
 class _GraphBuilder:
     """Collects nodes and initializers with unique names."""
 
-    def __init__(self, use_snake_op: bool) -> None:
+    def __init__(self, use_snake_op: bool, quantize: str = "none") -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.use_snake_op = use_snake_op
+        self.quantize = quantize  # "int8": convs that gain run as int8 GEMMs (codec_conv_form)
+        self.forms: dict[str, str] = {}  # layer key -> the form emitted, for metadata and docs
         self._count = 0
 
     def name(self, hint: str) -> str:
@@ -91,11 +94,45 @@ class _GraphBuilder:
     def conv(self, x: str, layer: Conv, reader: StateReader) -> str:
         w = reader.weight_norm(layer.key, (layer.out_channels, layer.in_channels, layer.kernel))
         b = reader.take(f"{layer.key}.bias", (layer.out_channels,))
+        form = codec_conv_form(layer, self.quantize)
+        self.forms[layer.key] = form
+        if form == "int8_im2col":
+            return self.conv_int8(x, layer, w, b)
         return self.node(
             "Conv", [x, self.const(layer.key + ".w", w), self.const(layer.key + ".b", b)], hint="conv",
             kernel_shape=[layer.kernel], strides=[layer.stride], dilations=[layer.dilation],
             pads=[layer.padding, layer.padding], group=1,
         )
+
+    def conv_int8(self, x: str, layer: Conv, w: np.ndarray, b: np.ndarray) -> str:
+        """A stride-1 conv as a channels-last int8 GEMM (docs/QUANTIZATION.md, "Codec").
+
+        x [B, C, L] -> DynamicQuantizeLinear (uint8, one scale and zero point per run) -> Transpose [B, L, C] ->
+        Pad with the zero point -> k Slices of the dilated taps -> Concat [B, L, k*C] (uint8: a quarter of the
+        bytes of a float im2col) -> MatMulInteger with int8 weights [k*C, C'] -> Cast -> Mul by
+        x_scale * w_scale[C'] -> Add bias -> Transpose -> [B, C', L].
+        """
+        w_q, w_scale = codec_conv_weight_int8(w)
+        q, x_scale, zero_point = self.node("DynamicQuantizeLinear", [x], hint="conv_q", n_out=3)
+        cols = self.node("Transpose", [q], perm=[0, 2, 1])
+        if layer.kernel > 1:
+            pad = layer.padding
+            padded = self.node("Pad", [cols, self.const("pads", np.array([0, pad, 0, 0, pad, 0], dtype=np.int64)),
+                                       zero_point], mode="constant")
+            axis = self.const("axis1", np.array([1], dtype=np.int64))
+            taps = []
+            for j in range(layer.kernel):
+                # tap j covers padded[j*d : j*d + L]; its end counted from the padded end (2p - j*d samples short)
+                short = 2 * pad - j * layer.dilation
+                end = -short if short > 0 else np.iinfo(np.int64).max
+                taps.append(self.node("Slice", [padded, self.const("start", np.array([j * layer.dilation], np.int64)),
+                                                self.const("end", np.array([end], np.int64)), axis]))
+            cols = self.node("Concat", taps, axis=2, hint="im2col")
+        acc = self.node("MatMulInteger", [cols, self.const(layer.key + ".w_q", w_q), zero_point], hint="conv_acc")
+        scale = self.node("Mul", [x_scale, self.const(layer.key + ".w_scale", w_scale)])
+        y = self.node("Mul", [self.node("Cast", [acc], to=TensorProto.FLOAT), scale])
+        y = self.node("Add", [y, self.const(layer.key + ".b", b)])
+        return self.node("Transpose", [y], perm=[0, 2, 1], hint="conv")
 
     def conv_transpose(self, x: str, layer: ConvTranspose, reader: StateReader) -> str:
         # ConvTranspose1d weight [in, out, k]: weight norm over dims 1, 2 = per input channel (StateReader does it).
@@ -305,16 +342,18 @@ def encoder_model(codec: Checkpoint, *, use_snake_op: bool = True) -> onnx.Model
     )
 
 
-def decoder_model(codec: Checkpoint, *, use_snake_op: bool = True, from_latents: bool = False) -> onnx.ModelProto:
+def decoder_model(codec: Checkpoint, *, use_snake_op: bool = True, from_latents: bool = False,
+                  quantize: str = "none") -> onnx.ModelProto:
     """``codec_decoder.onnx``: codes [B, C, T] -> audio [B, 1, N'].
 
     ``from_latents=True`` builds upstream ``LAC.decode(z)`` instead (input ``z`` float [B, latent_dim, T]), for
-    checks against latents.
+    checks against latents. ``quantize="int8"`` runs the convs where int8 pays as int8 GEMMs (``codec_conv_form``;
+    docs/QUANTIZATION.md, "Codec"); ``int4`` and ``none`` keep the decoder float32.
     """
     config = codec_config(codec)
     reader = StateReader(codec.state, str(codec.path))
     _check_sizes(config, reader)
-    b = _GraphBuilder(use_snake_op)
+    b = _GraphBuilder(use_snake_op, check_precision(quantize))
     quantizer = _Quantizer(config, reader)
     _consume_encoder(reader, config)
     if from_latents:
@@ -326,11 +365,20 @@ def decoder_model(codec: Checkpoint, *, use_snake_op: bool = True, from_latents:
     audio = b.layer(z, decoder_plan(config), reader)
     b.nodes.append(helper.make_node("Identity", [audio], ["audio"], name="audio_out"))
     reader.finish()
+    metadata = _metadata(config, codec, "codec_decoder_latents" if from_latents else "codec_decoder", use_snake_op)
+    int8_layers = sorted(key for key, form in b.forms.items() if form != "float32")
+    metadata["precision"] = "int8" if int8_layers else "float32"
+    metadata["int8_convs"] = str(len(int8_layers))
     return _finish(
         b, "codec_decoder", inputs,
-        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", 1, "samples"])],
-        _metadata(config, codec, "codec_decoder_latents" if from_latents else "codec_decoder", use_snake_op),
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", 1, "samples"])], metadata,
     )
+
+
+def decoder_precision(config: CodecConfig, quantize: str) -> str:
+    """``int8`` when `quantize` puts any decoder conv in int8 (``codec_conv_form``), else ``float32``."""
+    forms = {codec_conv_form(leaf, quantize) for leaf in iter_layers(decoder_plan(config)) if isinstance(leaf, Conv)}
+    return "int8" if forms - {"float32"} else "float32"
 
 
 def _consume(reader: StateReader, plan: Layer) -> None:
@@ -368,18 +416,19 @@ def _write_atomic(model: onnx.ModelProto, path: Path) -> None:
 
 
 def export_codec(codec: Checkpoint | str | os.PathLike, out_dir: str | os.PathLike, *,
-                 use_snake_op: bool = True) -> list[Path]:
+                 use_snake_op: bool = True, quantize: str = "none") -> list[Path]:
     """Write ``codec_encoder.onnx`` and ``codec_decoder.onnx`` into `out_dir` (each file written atomically).
 
     `codec` is a loaded `Checkpoint` (or a path to ``codec.pth``). Both models are built and checked before
-    either file is written. ``use_snake_op=False`` exports standard ONNX ops only.
+    either file is written. ``use_snake_op=False`` exports standard ONNX ops only. ``quantize="int8"`` quantizes
+    the decoder convs where that pays; the encoder always stays float32, so the codes never change.
     """
     if not isinstance(codec, Checkpoint):
         codec = load_checkpoint(codec)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     models = {ENCODER_FILE: encoder_model(codec, use_snake_op=use_snake_op),
-              DECODER_FILE: decoder_model(codec, use_snake_op=use_snake_op)}
+              DECODER_FILE: decoder_model(codec, use_snake_op=use_snake_op, quantize=quantize)}
     paths = []
     for name, model in models.items():
         path = out / name

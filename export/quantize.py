@@ -10,6 +10,14 @@ model-local functions nor touch ``vampnet`` ops):
   ``bits=4``: symmetric blocks of ``block_size`` values along K (the default zero point 8 of MatMulNBits), the
   scale of each block chosen among a few clipping ratios by least squares.
 
+- ``w8`` (the browser GPU bundle): ``com.microsoft.MatMulNBits`` with ``bits=8``, weight-only: symmetric blocks of
+  ``W8_BLOCK_SIZE`` values along K, zero point 128, activations stay float32 (no ``accuracy_level``). int8's
+  ``DynamicQuantizeMatMul`` has no WebGPU kernel in onnxruntime-web (it falls back to the CPU); MatMulNBits runs on
+  the GPU in both of its WebGPU builds (docs/WEB.md, "WebGPU").
+
+Quantized linears never use MatMulNBits' bias input (the 6-input form, which onnxruntime-web's JSEP WebGPU build
+rejects): the bias is a separate Add.
+
 Everything else (embedding tables, RMSNorm, attention, norms, biases) stays float32; docs/QUANTIZATION.md says why.
 """
 
@@ -21,15 +29,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vampnet_ort.codec_geometry import Conv as CodecConvLike
+
     from .transformer_graph import NodeWriter
 
 MS_DOMAIN = "com.microsoft"
-PRECISIONS = ("none", "int8", "int4")
+PRECISIONS = ("none", "int8", "int4", "w8")
 # Graph precision recorded in vampnet.json / metadata for each --quantize value.
-PRECISION_NAMES = {"none": "float32", "int8": "int8", "int4": "int4"}
+PRECISION_NAMES = {"none": "float32", "int8": "int8", "int4": "int4", "w8": "w8"}
 INT4_BLOCK_SIZE = 128  # measured: docs/QUANTIZATION.md ("int4 block size and accuracy level")
 INT4_ACCURACY_LEVEL = 4  # activations quantized to int8 inside MatMulNBits (the fast path of MLAS)
 _INT4_CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
+W8_BLOCK_SIZE = 128  # the int4 block size: 8-bit blocks of 128 keep the weight error ~0.5% (docs/QUANTIZATION.md)
 
 
 class QuantizeError(ValueError):
@@ -46,7 +57,7 @@ def check_precision(quantize: str) -> str:
 class QuantizedLinear:
     """A quantized ``x @ W`` (W [K, N]): initializer names of the packed weight and its scales."""
 
-    precision: str  # "int8" | "int4"
+    precision: str  # "int8" | "int4" | "w8"
     weight: str
     scale: str
     k: int
@@ -135,6 +146,38 @@ def quantize_int4_blocks(w: np.ndarray, block_size: int = INT4_BLOCK_SIZE) -> tu
     return packed, scales.reshape(-1)
 
 
+def quantize_int8_blocks(w: np.ndarray, block_size: int = W8_BLOCK_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """W [K, N] float -> (uint8 [N, ceil(K/bs), bs], scales float32 [N * ceil(K/bs)]) for MatMulNBits bits=8.
+
+    Values are ``(q - 128) * scale`` with q in [1, 255] (symmetric, scale = block absmax / 127; MatMulNBits'
+    default zero point 128 for 8 bits); K is padded with zeros to a whole number of blocks.
+    """
+    if w.ndim != 2:
+        raise ValueError(f"expected a [K, N] matrix, got shape {w.shape}")
+    if block_size < 16 or block_size & (block_size - 1):
+        raise ValueError(f"block_size must be a power of two >= 16, got {block_size}")
+    k, n = w.shape
+    n_blocks = -(-k // block_size)
+    packed = np.empty((n, n_blocks, block_size), dtype=np.uint8)
+    scales = np.empty((n, n_blocks), dtype=np.float32)
+    for start in range(0, n, 256):  # column chunks keep the temporaries small
+        cols = w[:, start : start + 256]
+        padded = np.zeros((n_blocks * block_size, cols.shape[1]), dtype=np.float32)
+        padded[:k] = cols
+        blocks = np.ascontiguousarray(padded.T).reshape(-1, n_blocks, block_size)
+        absmax = np.abs(blocks).max(axis=-1)
+        scale = np.where(absmax > 0, absmax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+        packed[start : start + 256] = (np.clip(np.rint(blocks / scale[..., None]), -127, 127) + 128).astype(np.uint8)
+        scales[start : start + 256] = scale
+    return packed, scales.reshape(-1)
+
+
+def dequantize_int8_blocks(packed: np.ndarray, scales: np.ndarray, k: int) -> np.ndarray:
+    n, n_blocks, block = packed.shape
+    w = (packed.astype(np.float32) - 128.0) * scales.reshape(n, n_blocks, 1)
+    return np.ascontiguousarray(w.reshape(n, -1)[:, :k].T)
+
+
 def dequantize_int4_blocks(packed: np.ndarray, scales: np.ndarray, k: int) -> np.ndarray:
     n, n_blocks, half = packed.shape
     q = np.empty((n, n_blocks, 2 * half), dtype=np.float32)
@@ -154,19 +197,21 @@ def emit_linear(
     if weight.precision == "int8":
         inputs = [x, weight.weight, weight.scale] + (["", bias] if bias else [])
         return w.op1("DynamicQuantizeMatMul", inputs, domain=MS_DOMAIN, hint=hint)
-    if weight.precision == "int4":
-        inputs = [x, weight.weight, weight.scale] + (["", "", bias] if bias else [])
-        return w.op1(
+    if weight.precision in ("int4", "w8"):
+        # no bias input: JSEP's WebGPU MatMulNBits rejects the 6-input form; a separate Add is the same sum
+        levels = {"accuracy_level": INT4_ACCURACY_LEVEL} if weight.precision == "int4" else {}
+        y = w.op1(
             "MatMulNBits",
-            inputs,
+            [x, weight.weight, weight.scale],
             domain=MS_DOMAIN,
             hint=hint,
             K=weight.k,
             N=weight.n,
-            bits=4,
+            bits=4 if weight.precision == "int4" else 8,
             block_size=weight.block_size,
-            accuracy_level=INT4_ACCURACY_LEVEL,
+            **levels,
         )
+        return w.op1("Add", [y, bias], hint=hint + "_bias") if bias else y
     raise ValueError(f"unknown precision {weight.precision!r}")
 
 
@@ -185,3 +230,79 @@ def logits_metrics(ref: np.ndarray, q: np.ndarray) -> dict[str, float]:
         "kl": float((np.exp(log_p) * (log_p - log_q)).sum(-1).mean()),
         "argmax": float((ref.argmax(-1) == q.argmax(-1)).mean()),
     }
+
+
+# ---- attention in int8 bundles ---------------------------------------------------------------------------------
+
+# int8 bundles run QK^T and PV in int8 (vampnet.RelativePositionAttentionInt8; docs/ATTENTION.md "int8 attention").
+# Read at export time by transformer_graph.attention_op; False exports the float32 attention op instead.
+ATTENTION_INT8 = True
+
+
+# ---- the codec decoder's convs in int8 (docs/QUANTIZATION.md, "Codec") -------------------------------------------
+
+# Decoder conv forms, chosen per layer shape by benchmarks/bench_codec_int8_forms.py (side by side with float32
+# Conv): "int8_im2col" = DynamicQuantizeLinear, channels-last uint8 im2col, MatMulInteger with int8 weights
+# (export/codec.py, _GraphBuilder.conv_int8); "float32" = ORT Conv.
+CODEC_INT8_MIN_CHANNELS = 192  # narrower MRF convs did not gain (im2col copies outweigh the faster GEMM)
+
+
+def codec_conv_form(layer: "CodecConvLike", quantize: str) -> str:
+    """The form a decoder conv is exported in for ``--quantize`` `quantize`: ``int8_im2col`` or ``float32``.
+
+    int8 only in int8 exports, only for stride-1 convs whose input and output both have at least
+    ``CODEC_INT8_MIN_CHANNELS`` channels (the MRF convs of the wide decoder levels); the first conv (from the
+    latent), the last conv (to one channel), the transposed convs and the encoder stay float32.
+    """
+    if quantize != "int8" or layer.stride != 1:
+        return "float32"
+    if min(layer.in_channels, layer.out_channels) < CODEC_INT8_MIN_CHANNELS:
+        return "float32"
+    return "int8_im2col"
+
+
+def codec_conv_weight_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Conv1d weight [C', C, k] -> (W_q int8 [k*C, C'], scale float32 [C']) for the channels-last im2col GEMM:
+    column block j of the im2col matrix holds tap j (input position t + j*d - p), so row j*C + c of W is w[:, c, j].
+    """
+    if w.ndim != 3:
+        raise ValueError(f"expected a conv weight [C_out, C_in, k], got shape {w.shape}")
+    c_out, c_in, k = w.shape
+    return quantize_int8_columns(np.ascontiguousarray(w.transpose(2, 1, 0).reshape(k * c_in, c_out)))
+
+
+# ---- quality of a quantized codec decoder (tests and benchmarks/bench_codec_quality.py) --------------------------
+
+STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (FFT size = Hann window length, hop)
+
+
+def audio_snr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    """10 log10(|ref|^2 / |test - ref|^2) over all samples (inf when equal)."""
+    ref64, test64 = np.asarray(ref, np.float64).ravel(), np.asarray(test, np.float64).ravel()
+    if ref64.shape != test64.shape:
+        raise ValueError(f"audio shapes differ: {np.shape(ref)} vs {np.shape(test)}")
+    noise = float(np.sum((test64 - ref64) ** 2))
+    return float("inf") if noise == 0.0 else float(10.0 * np.log10(float(np.sum(ref64**2)) / noise))
+
+
+def _stft_magnitude(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    if x.size < n_fft:
+        x = np.pad(x, (0, n_fft - x.size))
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    return np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1))
+
+
+def multi_resolution_stft_distance(ref: np.ndarray, test: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean over ``STFT_RESOLUTIONS`` of spectral convergence ``|S_t - S_r|_F / |S_r|_F`` plus the mean absolute
+    log10 magnitude difference (the multi-resolution STFT loss of Parallel WaveGAN / auraloss, in numpy; 0 when
+    equal). Mono or [..., N] audio, flattened."""
+    r, t = np.asarray(ref, np.float64).ravel(), np.asarray(test, np.float64).ravel()
+    if r.shape != t.shape:
+        raise ValueError(f"audio shapes differ: {np.shape(ref)} vs {np.shape(test)}")
+    total = 0.0
+    for n_fft, hop in STFT_RESOLUTIONS:
+        s_r, s_t = _stft_magnitude(r, n_fft, hop), _stft_magnitude(t, n_fft, hop)
+        convergence = np.linalg.norm(s_t - s_r) / max(float(np.linalg.norm(s_r)), eps)
+        log_mag = float(np.mean(np.abs(np.log10(s_t + eps) - np.log10(s_r + eps))))
+        total += float(convergence) + log_mag
+    return total / len(STFT_RESOLUTIONS)

@@ -3,6 +3,7 @@
     codes [B, C, T] --vampnet.CodebookEmbedding--> x [B, T, D]
     L x {  x += (vampnet.RelativePositionAttention(vampnet.RMSNorm(x, norm_1) @ W_qkv, rel_bias)) @ W_out
            x += GEGLU(vampnet.RMSNorm(x, norm_3) @ W_1) @ W_2          GEGLU([a | b]) = a * Gelu_tanh(b) }
+                                      (Gelu_tanh as Mul/Add/Tanh: emit_gelu_tanh)
     vampnet.RMSNorm(x, norm) @ W_cls + b_cls --Reshape--> [B, T, P, V] --Transpose--> logits [B, P, T, V]
 
 The weights are stored once (``store_transformer_weights``) and referred to by name; ``emit_forward`` writes the
@@ -25,13 +26,16 @@ from onnx import TensorProto, helper
 from vampnet_ort import ops
 from vampnet_ort.ops import DOMAIN
 
+from . import quantize as quantize_settings
 from .quantize import (
     INT4_BLOCK_SIZE,
+    W8_BLOCK_SIZE,
     PRECISION_NAMES,
     QuantizedLinear,
     check_precision,
     emit_linear,
     quantize_int4_blocks,
+    quantize_int8_blocks,
     balance_input_rows,
     quantize_int8_columns,
     smooth_gain_into_weight,
@@ -68,18 +72,23 @@ class TransformerNames:
 
     @property
     def precision(self) -> str:
-        """``float32``, ``int8`` or ``int4`` (what vampnet.json records for the graphs using these weights)."""
+        """``float32``, ``int8``, ``int4`` or ``w8`` (what vampnet.json records for the graphs using these weights)."""
         return PRECISION_NAMES[self.quantize]
 
 
 def store_linear(store: WeightStore, name: str, w: np.ndarray, quantize: str) -> Linear:
-    """Store the [K, N] weight of ``x @ W`` as float32 (``none``) or quantized (``int8`` / ``int4``)."""
+    """Store the [K, N] weight of ``x @ W`` as float32 (``none``) or quantized (``int8`` / ``int4`` / ``w8``)."""
     if quantize == "none":
         return store.add(name, w)
     k, n = w.shape
     if quantize == "int8":
         q, scale = quantize_int8_columns(w)
         return QuantizedLinear("int8", store.add(name + ".int8", q), store.add(name + ".scale", scale), k, n)
+    if quantize == "w8":
+        packed, scales = quantize_int8_blocks(w, W8_BLOCK_SIZE)
+        return QuantizedLinear(
+            "w8", store.add(name + ".w8", packed), store.add(name + ".scale", scales), k, n, W8_BLOCK_SIZE
+        )
     packed, scales = quantize_int4_blocks(w, INT4_BLOCK_SIZE)
     return QuantizedLinear(
         "int4", store.add(name + ".int4", packed), store.add(name + ".scale", scales), k, n, INT4_BLOCK_SIZE
@@ -207,7 +216,7 @@ def emit_forward(
 
     Float32 weights: one batched forward. Quantized weights: the forward runs once per batch item inside a
     ``Scan`` over B, because ORT quantizes a MatMul's activations with one scale per tensor: a batched GEMM
-    would make item b depend on the other items (the decode graphs are batch-invariant, SPEC.md section 5).
+    would make item b depend on the other items (the decode graphs are batch-invariant, docs/SPEC.md section 5).
     ``activations`` (the residual stream after each layer) are returned for a quantized forward only with
     `with_activations` (they become extra Scan outputs).
     """
@@ -246,6 +255,12 @@ def _emit_per_item_forward(
     return ForwardOutputs(logits=outputs[0], activations=tuple(outputs[1:]))
 
 
+def attention_op(w_qkv: Linear) -> str:
+    """int8 bundles run QK^T and PV in int8 too (vampnet.RelativePositionAttentionInt8, docs/ATTENTION.md)."""
+    int8 = quantize_settings.ATTENTION_INT8 and isinstance(w_qkv, QuantizedLinear) and w_qkv.precision == "int8"
+    return "RelativePositionAttentionInt8" if int8 else "RelativePositionAttention"
+
+
 def _emit_batched_forward(
     w: NodeWriter, config: VampNetConfig, names: TransformerNames, codes: str, logits_name: str | None = None
 ) -> ForwardOutputs:
@@ -256,7 +271,7 @@ def _emit_batched_forward(
         h = w.op1("RMSNorm", [x, ln.norm_1], domain=DOMAIN, hint=f"l{i}_norm1", epsilon=RMS_EPSILON)
         qkv = emit_linear(w, h, ln.w_qkv, hint=f"l{i}_qkv")
         att = w.op1(
-            "RelativePositionAttention",
+            attention_op(ln.w_qkv),
             [qkv, names.rel_bias],
             domain=DOMAIN,
             hint=f"l{i}_attn",
@@ -267,8 +282,10 @@ def _emit_batched_forward(
         x = w.op1("Add", [x, emit_linear(w, att, ln.w_out, hint=f"l{i}_wo")], hint=f"l{i}_res1")
         h = w.op1("RMSNorm", [x, ln.norm_3], domain=DOMAIN, hint=f"l{i}_norm3", epsilon=RMS_EPSILON)
         up = emit_linear(w, h, ln.w_1, hint=f"l{i}_w1")
-        a, b = w.op("Split", [up], 2, hint=f"l{i}_split", axis=-1, num_outputs=2)
-        gated = w.op1("Mul", [a, w.op1("Gelu", [b], hint=f"l{i}_gelu", approximate="tanh")], hint=f"l{i}_geglu")
+        # axis 2 (of [B, T, 2F]), not -1: onnxruntime-web's JSEP WebGPU Split(axis=-1, num_outputs=2) returns empty
+        # outputs (docs/WEB.md, "WebGPU").
+        a, b = w.op("Split", [up], 2, hint=f"l{i}_split", axis=2, num_outputs=2)
+        gated = w.op1("Mul", [a, emit_gelu_tanh(w, b, hint=f"l{i}_gelu")], hint=f"l{i}_geglu")
         x = w.op1("Add", [x, emit_linear(w, gated, ln.w_2, hint=f"l{i}_w2")], hint=f"l{i}_out")
         activations.append(x)
     h = w.op1("RMSNorm", [x, names.final_norm], domain=DOMAIN, hint="final_norm", epsilon=RMS_EPSILON)
@@ -279,6 +296,21 @@ def _emit_batched_forward(
         "Transpose", [btpv], [logits_name] if logits_name else 1, hint="logits", perm=[0, 2, 1, 3]
     )[0]
     return ForwardOutputs(logits=logits, activations=tuple(activations))
+
+
+# Gelu_tanh(b) = 0.5 b (1 + tanh(sqrt(2 / pi) (b + 0.044715 b^3))), float32 constants as upstream's torch op uses.
+GELU_TANH_SCALE = float(np.float32(np.sqrt(2.0 / np.pi)))
+GELU_TANH_CUBIC = float(np.float32(0.044715))
+
+
+def emit_gelu_tanh(w: NodeWriter, x: str, *, hint: str) -> str:
+    """``Gelu(x, approximate="tanh")`` written as Mul / Add / Tanh: onnxruntime-web's JSEP WebGPU Gelu ignores
+    ``approximate`` and computes the exact Gelu (4.7e-4 off); the plain arithmetic runs the same everywhere."""
+    cube = w.op1("Mul", [w.op1("Mul", [x, x], hint=hint + "_sq"), x], hint=hint + "_cube")
+    inner = w.op1("Add", [x, w.op1("Mul", [cube, w.const_float(GELU_TANH_CUBIC)], hint=hint + "_c3")], hint=hint + "_in")
+    t = w.op1("Tanh", [w.op1("Mul", [inner, w.const_float(GELU_TANH_SCALE)], hint=hint + "_scaled")], hint=hint + "_tanh")
+    half_x = w.op1("Mul", [x, w.const_float(0.5)], hint=hint + "_half")
+    return w.op1("Mul", [half_x, w.op1("Add", [t, w.const_float(1.0)], hint=hint + "_1t")], hint=hint)
 
 
 def codes_input(config: VampNetConfig, name: str = "codes") -> onnx.ValueInfoProto:

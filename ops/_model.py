@@ -42,7 +42,12 @@ def opset_imports(graph: onnx.GraphProto | None = None) -> list[onnx.OperatorSet
 
 def _walk(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
     """Every node of `graph` and of its subgraphs (Loop bodies, If branches)."""
-    for node in graph.node:
+    return _walk_nodes(graph.node)
+
+
+def _walk_nodes(nodes: Iterable[onnx.NodeProto]) -> Iterable[onnx.NodeProto]:
+    """`nodes` and every node of their subgraphs (a function's If branches too)."""
+    for node in nodes:
         yield node
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
@@ -66,7 +71,7 @@ def used_functions(graph: onnx.GraphProto) -> list[onnx.FunctionProto]:
     pending = sorted(names)
     while pending:
         name = pending.pop()
-        for node in protos[name].node:
+        for node in _walk_nodes(protos[name].node):
             if node.domain == DOMAIN and node.op_type not in names:
                 names.add(node.op_type)
                 pending.append(node.op_type)

@@ -86,6 +86,13 @@ RELATIVE_POSITION_ATTENTION = OpContract(
     attributes=(Attribute("num_heads", "int", None), Attribute("num_buckets", "int", 32),
                 Attribute("max_distance", "int", 128)),
 )
+# The same contract with int8 QK^T and PV inside (ops/relative_position_attention_int8.py; quantized bundles).
+RELATIVE_POSITION_ATTENTION_INT8 = OpContract(
+    "RelativePositionAttentionInt8",
+    inputs=RELATIVE_POSITION_ATTENTION.inputs,
+    outputs=RELATIVE_POSITION_ATTENTION.outputs,
+    attributes=RELATIVE_POSITION_ATTENTION.attributes,
+)
 PHILOX_UNIFORM = OpContract(
     "PhiloxUniform",
     inputs=(Tensor("seed", INT64, "[] or [B]"), Tensor("step", INT64, "[]"), Tensor("shape", INT64, "[3]")),
@@ -120,6 +127,7 @@ SNAKE = OpContract(
 # Every vampnet op, in registration order.
 CONTRACTS: Tuple[OpContract, ...] = (
     SNAKE, RMS_NORM, FILM, CODEBOOK_EMBEDDING, PHILOX_UNIFORM, SAMPLE_AND_REMASK, RELATIVE_POSITION_ATTENTION,
+    RELATIVE_POSITION_ATTENTION_INT8,
 )
 BY_NAME: Dict[str, OpContract] = {c.name: c for c in CONTRACTS}
 

@@ -6,6 +6,10 @@
 #   3. headless chromium (puppeteer-core) on the page served by `vampnet-ort web`: a vamp through the UI and
 #      through window.vampnet, codes compared with the Python pipeline's; screenshots in $WEB_ARTIFACTS
 #      (default test-artifacts/web).
+#   4. WebGPU on chromium's SwiftShader adapter (CPU-emulated: correctness only): every graph of the demo bundle and
+#      of a w8 and an int4 golden export with executionProviders ['webgpu'] on both onnxruntime-web WebGPU builds
+#      against ['wasm'] (tests/web/webgpu_graphs.mjs), then the page's UI vamp on WebGPU (codes equal Python's).
+#      VAMPNET_WEB_WEBGPU=0 skips this part (~15-25 min on a loaded 2-core machine).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started=$(date +%s)
@@ -45,4 +49,19 @@ printf '\x42' | dd of="$work/corrupt/c2f.onnx.data" bs=1 seek=1000 count=1 conv=
 server_pid=$!
 for _ in $(seq 1 100); do [ -s "$work/url" ] && break; sleep 0.2; done
 node tests/web/browser_run.mjs --expect-error "c2f.onnx.data does not match its sha256" "$(head -n1 "$work/url")" "$artifacts"
+kill "$server_pid"; server_pid=""
+
+if [ "${VAMPNET_WEB_WEBGPU:-1}" != 0 ]; then
+  for q in w8 int4; do
+    "$venv/bin/vampnet-ort" export --codec tests/golden/codec.pth --coarse tests/golden/coarse.pth \
+      --c2f tests/golden/c2f.pth --quantize "$q" --out "$work/golden_$q" >/dev/null
+  done
+  node tests/web/webgpu_graphs.mjs "$artifacts" "$bundle" "$work/golden_w8" "$work/golden_int4#coarse,c2f"
+  : > "$work/url"
+  "$venv/bin/vampnet-ort" web --port 0 -q > "$work/url" 2> "$work/server.err" &
+  server_pid=$!
+  for _ in $(seq 1 100); do [ -s "$work/url" ] && break; sleep 0.2; done
+  node tests/web/browser_run.mjs --backend webgpu "$(head -n1 "$work/url")" "$work/browser_vectors.json" "$artifacts"
+  kill "$server_pid"; server_pid=""
+fi
 echo "test_web.sh: passed in $(( ($(date +%s) - started) / 60 )) min $(( ($(date +%s) - started) % 60 )) s; screenshots in $artifacts"

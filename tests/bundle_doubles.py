@@ -9,13 +9,14 @@ pipeline's orchestration (chunking, masks, seeds, padding, files) exactly and fa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from vampnet_ort.bundle import file_entry, new_manifest, stage_entry
 
 V = 1024
 N_CODEBOOKS = 14
@@ -162,19 +163,13 @@ def write_bundle(directory: Path, *, coarse_chunk: int = 20, c2f_chunk: int = 7,
     _save(decode_model(4, 0), directory / "coarse.onnx")
     if with_c2f:
         _save(decode_model(N_CODEBOOKS, 4), directory / "c2f.onnx")
-    files = {}
-    for p in sorted(directory.glob("*.onnx")):
-        files[p.name] = {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
-    manifest = {
-        "format": "vampnet-ort-bundle", "format_version": 1, "vampnet_ort_version": "test", "demo": demo,
-        "sample_rate": sample_rate, "hop_length": hop, "n_codebooks": N_CODEBOOKS, "vocab_size": V,
-        "mask_token": V,
-        "coarse": {"n_codebooks": 4, "n_conditioning_codebooks": 0, "n_predict_codebooks": 4,
-                   "chunk_frames": coarse_chunk, "config": {}, "source_sha256": "0" * 64},
-        "c2f": ({"n_codebooks": N_CODEBOOKS, "n_conditioning_codebooks": 4, "n_predict_codebooks": 10,
-                 "chunk_frames": c2f_chunk, "config": {}, "source_sha256": "0" * 64} if with_c2f else None),
-        "codec": {"config": {}, "source_sha256": "0" * 64},
-        "files": files,
-    }
+    files = {p.name: file_entry(p) for p in sorted(directory.glob("*.onnx"))}
+    manifest = new_manifest(
+        sample_rate=sample_rate, hop_length=hop, n_codebooks=N_CODEBOOKS, vocab_size=V, demo=demo, version="test",
+        coarse=stage_entry(n_codebooks=4, n_conditioning_codebooks=0, chunk_frames=coarse_chunk,
+                           source_sha256="0" * 64),
+        c2f=(stage_entry(n_codebooks=N_CODEBOOKS, n_conditioning_codebooks=4, chunk_frames=c2f_chunk,
+                         source_sha256="0" * 64) if with_c2f else None),
+        codec={"config": {}, "source_sha256": "0" * 64}, files=files)
     (directory / "vampnet.json").write_text(json.dumps(manifest, indent=2))
     return directory

@@ -1,15 +1,15 @@
 """Fuzzing harness for the vampnet ops: valid feeds per op, then random mutations of shapes, dtypes, contents,
 attributes and node arity. Every case must end in a result or a clean ORT error (never a crash or a hang).
 
-Used by tests/test_fuzz_ops.py (short run in CI) and scripts/fuzz_ops.py (long local run). To cover a new op,
-add an OpSpec to SPECS.
+Used by tests/test_fuzz_ops.py (short run in CI) and scripts/fuzz_ops.py (long local run). An op is covered once
+it has an entry in the case table (tests/op_cases.py): SPECS is derived from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import onnx
@@ -17,6 +17,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 import vampnet_ort
+from op_cases import CASES, OpCase
 from vampnet_ort import ops
 
 Feeds = dict[str, np.ndarray]
@@ -24,98 +25,35 @@ Feeds = dict[str, np.ndarray]
 
 @dataclasses.dataclass(frozen=True)
 class OpSpec:
-    name: str
-    make_feeds: Callable[[np.random.Generator], Feeds]  # a valid set of inputs
-    outputs: tuple[tuple[str, int], ...]  # (name, TensorProto dtype)
-    attributes: Mapping[str, object] = dataclasses.field(default_factory=dict)
-    int_attributes: tuple[str, ...] = ()  # attributes the fuzzer may corrupt
+    """What the fuzzer needs of an op, all derived from its entry of the case table (tests/op_cases.py) and its
+    contract: input and output names and types, attributes and which of them are ints."""
 
+    case: OpCase
 
-def _f32(rng: np.random.Generator, *shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
+    @property
+    def name(self) -> str:
+        return self.case.name
 
+    @property
+    def outputs(self) -> tuple[tuple[str, int], ...]:  # (name, TensorProto dtype)
+        return tuple((name, _ONNX_TYPE[dtype]) for name, dtype in self.case.output_types())
 
-def _rms_norm(rng: np.random.Generator) -> Feeds:
-    d = int(rng.integers(1, 40))
-    return {"X": _f32(rng, int(rng.integers(1, 4)), int(rng.integers(1, 9)), d), "scale": _f32(rng, d)}
+    @property
+    def int_attributes(self) -> tuple[str, ...]:  # attributes the fuzzer may corrupt with non-ints
+        return self.case.int_attributes()
 
+    def make_feeds(self, rng: np.random.Generator) -> tuple[Feeds, dict[str, object]]:
+        """A valid set of inputs and the attributes that go with them."""
+        dims = self.case.random_dims(rng)
+        return self.case.feeds(rng, dims), dict(self.case.attributes(dims))
 
-def _film(rng: np.random.Generator) -> Feeds:
-    b, t, d = (int(v) for v in rng.integers(1, 6, size=3))
-    return {"X": _f32(rng, b, t, d), "gamma": _f32(rng, b, d), "beta": _f32(rng, b, d)}
-
-
-def _embedding(rng: np.random.Generator) -> Feeds:
-    b, c, t, v, d = (int(x) for x in rng.integers(1, 6, size=5))
-    return {
-        "codes": rng.integers(0, v + 1, size=(b, c, t)).astype(np.int64),
-        "tables": _f32(rng, c, v + 1, d),
-        "bias": _f32(rng, d),
-    }
-
-
-def _philox(rng: np.random.Generator) -> Feeds:
-    return {
-        "seed": np.asarray(int(rng.integers(-(2**63), 2**63 - 1)), np.int64),
-        "step": np.asarray(int(rng.integers(0, 40)), np.int64),
-        "shape": rng.integers(1, 5, size=3).astype(np.int64),
-    }
-
-
-def _sample_and_remask(rng: np.random.Generator) -> Feeds:
-    b, p, t = (int(x) for x in rng.integers(1, 4, size=3))
-    conditioning, vocab = int(rng.integers(0, 3)), int(rng.integers(2, 9))
-    c = p + conditioning
-    codes = rng.integers(0, vocab, size=(b, c, t)).astype(np.int64)
-    codes[rng.random((b, c, t)) < 0.6] = vocab  # MASK
-    num_steps = int(rng.integers(1, 6))
-    scalar = lambda v, dt: np.asarray(v, dt)  # noqa: E731
-    return {
-        "logits": _f32(rng, b, p, t, vocab),
-        "codes": codes,
-        "start_codes": np.where(codes == vocab, 0, codes),
-        "n0": (codes == vocab).sum(axis=(1, 2)).astype(np.int64),
-        "step": scalar(int(rng.integers(0, num_steps)), np.int64),
-        "num_steps": scalar(num_steps, np.int64),
-        "uniforms": rng.uniform(0.01, 0.99, size=(2, b, p, t)).astype(np.float32),
-        "temperature": scalar(rng.choice([0.0, 0.7, 1.0]), np.float32),
-        "mask_temperature": scalar(rng.choice([0.0, 10.5]), np.float32),
-        "top_p": scalar(rng.choice([0.0, 0.9]), np.float32),
-        "top_k": scalar(int(rng.integers(0, 4)), np.int64),
-        "typical_mass": scalar(rng.choice([0.0, 0.15]), np.float32),
-        "typical_min_tokens": scalar(int(rng.integers(1, 4)), np.int64),
-        "sample_cutoff": scalar(rng.choice([-1.0, 1.0]), np.float32),
-    }
-
-
-def _attention(rng: np.random.Generator) -> Feeds:
-    b, t = int(rng.integers(1, 3)), int(rng.integers(1, 40))
-    heads = 4  # must match the spec's num_heads attribute
-    d = heads * int(rng.integers(1, 9))
-    return {"qkv": _f32(rng, b, t, 3 * d), "rel_bias": _f32(rng, 32, heads)}
-
-
-def _snake(rng: np.random.Generator) -> Feeds:
-    b, c, length = int(rng.integers(1, 3)), int(rng.integers(1, 9)), int(rng.integers(1, 50))
-    return {"x": _f32(rng, b, c, length), "alpha": rng.uniform(0.5, 1.5, size=(1, c, 1)).astype(np.float32)}
-
-
-SPECS: dict[str, OpSpec] = {
-    "RMSNorm": OpSpec("RMSNorm", _rms_norm, (("Y", TensorProto.FLOAT),), {"epsilon": 1e-6}),
-    "FiLM": OpSpec("FiLM", _film, (("Y", TensorProto.FLOAT),)),
-    "CodebookEmbedding": OpSpec("CodebookEmbedding", _embedding, (("Y", TensorProto.FLOAT),)),
-    "RelativePositionAttention": OpSpec(
-        "RelativePositionAttention", _attention, (("out", TensorProto.FLOAT),),
-        {"num_heads": 4, "num_buckets": 32, "max_distance": 128}, ("num_heads", "num_buckets", "max_distance")),
-    "Snake": OpSpec("Snake", _snake, (("y", TensorProto.FLOAT),)),
-    "PhiloxUniform": OpSpec("PhiloxUniform", _philox, (("uniforms", TensorProto.FLOAT),)),
-    "SampleAndRemask": OpSpec("SampleAndRemask", _sample_and_remask,
-                              (("next_codes", TensorProto.INT64), ("sampled", TensorProto.INT64))),
-}
 
 _ONNX_TYPE = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
               np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int32): TensorProto.INT32,
               np.dtype(np.float16): TensorProto.FLOAT16}
+
+# Every op of the contract, through its case-table entry (tests/test_contract.py checks that none is missing).
+SPECS: dict[str, OpSpec] = {name: OpSpec(case) for name, case in CASES.items()}
 
 
 def build_model(spec: OpSpec, feeds: Feeds, attributes: Mapping[str, object], input_names: list[str]) -> bytes:
@@ -142,8 +80,7 @@ class Outcome:
 
 
 def mutate(spec: OpSpec, rng: np.random.Generator) -> tuple[str, Feeds, dict, list[str]]:
-    feeds = spec.make_feeds(rng)
-    attributes = dict(spec.attributes)
+    feeds, attributes = spec.make_feeds(rng)
     names = list(feeds)
     mutation = MUTATIONS[int(rng.integers(len(MUTATIONS)))]
     target = names[int(rng.integers(len(names)))]
@@ -189,10 +126,9 @@ def mutate(spec: OpSpec, rng: np.random.Generator) -> tuple[str, Feeds, dict, li
                 attributes[key] = 2.5 if key in spec.int_attributes else 3
         else:
             attributes["unexpected"] = 1
-    elif mutation == "drop_input":
+    elif mutation == "drop_input":  # the node loses its last input (and the graph that input)
         names = names[:-1]
-        feeds.pop(target if target not in names else names[-1], None)
-        feeds = {n: feeds[n] for n in names if n in feeds}
+        feeds = {n: feeds[n] for n in names}
     elif mutation == "extra_input":
         feeds["extra"] = np.zeros(2, np.float32)
         names = names + ["extra"]

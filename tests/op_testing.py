@@ -12,6 +12,7 @@ import onnxruntime as ort
 from onnx import TensorProto
 
 import vampnet_ort
+from op_cases import CASES
 from vampnet_ort import ops
 
 # The golden reference data (tiny upstream checkpoints and upstream's outputs for them) ships with the tests:
@@ -57,6 +58,15 @@ def op_model(
     model = ops.single_op_model(op_type, inputs, outputs, attributes)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def case_model(op_type: str, feeds: Mapping[str, np.ndarray], attributes: Mapping[str, object] | None = None,
+               symbolic: bool = True) -> onnx.ModelProto:
+    """One-node model for `op_type` with the case table's outputs (names, types and ranks from the contract)."""
+    case = CASES[op_type]
+    outputs = [(name, NP_TO_ONNX[dtype], [f"{name}_d{i}" for i in range(rank)])
+               for (name, dtype), rank in zip(case.output_types(), case.output_ranks(feeds))]
+    return op_model(op_type, feeds, outputs, attributes, symbolic)
 
 
 def run_both(

@@ -18,6 +18,8 @@ import app_testing  # noqa: E402
 from cli_testing import cli_command  # noqa: E402
 from vampnet_ort.app import CONTROL_NAMES, START_PRESET, preset_controls  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: left out of the inner loop (-m "not slow")
+
 SECONDS = 2.0
 RATE = 22050
 

@@ -53,6 +53,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 import app_testing  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: left out of the inner loop (-m "not slow")
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):

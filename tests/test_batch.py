@@ -72,6 +72,7 @@ def collection(tmp_path: Path) -> Path:
     return col
 
 
+@pytest.mark.slow
 def test_folder_and_manifest_mirror_outputs_record_errors_and_exit_1(bundle: Path, collection: Path,
                                                                       tmp_path: Path) -> None:
     manifest = tmp_path / "list.csv"
@@ -114,6 +115,7 @@ def test_folder_and_manifest_mirror_outputs_record_errors_and_exit_1(bundle: Pat
     assert sorted(r["status"] for r in second) == ["error", "error", "skipped", "skipped", "skipped", "skipped"]
 
 
+@pytest.mark.slow
 def test_all_ok_exits_0_format_and_per_file_seed(bundle: Path, collection: Path, tmp_path: Path) -> None:
     (collection / "sub" / "bad.wav").unlink()
     out = tmp_path / "out"
@@ -132,6 +134,7 @@ def test_all_ok_exits_0_format_and_per_file_seed(bundle: Path, collection: Path,
     np.testing.assert_array_equal(sf.read(str(single))[0], sf.read(str(out / "sub" / "deeper" / "c.ogg"))[0])
 
 
+@pytest.mark.slow
 def test_jsonl_manifest_variations_and_typed_values(bundle: Path, tmp_path: Path) -> None:
     clip = tone(tmp_path / "in" / "x.wav", 1.0, 8000, 300)
     manifest = tmp_path / "in" / "m.jsonl"
@@ -150,6 +153,8 @@ def test_jsonl_manifest_variations_and_typed_values(bundle: Path, tmp_path: Path
     assert sorted(r["status"] for r in report(out)[4:]) == ["ok", "skipped"]
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("content,where,fragments", [
     ("input,perod\nx.wav,3\n", 2, ["unknown option 'perod'", "period"]),
     ("input,period\nx.wav,3\ny.wav,three\n", 3, ["period", "invalid int value"]),
@@ -233,6 +238,7 @@ def test_command_errors(bundle: Path, collection: Path, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_output_folder_inside_the_input_folder_is_not_read_back(bundle: Path, collection: Path) -> None:
     (collection / "sub" / "bad.wav").unlink()
     out = collection / "vamped"
@@ -243,6 +249,7 @@ def test_output_folder_inside_the_input_folder_is_not_read_back(bundle: Path, co
     assert [r["status"] for r in report(out)] == ["ok"] * 3 + ["skipped"] * 3
 
 
+@pytest.mark.slow
 def test_python_api(bundle: Path, collection: Path, tmp_path: Path) -> None:
     from vampnet_ort import VampOptions
     from vampnet_ort.batch import read_report, vamp_many
@@ -277,6 +284,7 @@ def _demo_clips(root: Path, count: int, seconds: float = 1.5) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_demo_bundle_batch_equals_vamp_for_the_same_seed(demo_bundle: Path, tmp_path: Path) -> None:
     clips = _demo_clips(tmp_path / "clips", 3)
     out = tmp_path / "out"
@@ -304,6 +312,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_interrupted_run_leaves_no_partial_file_and_a_true_report(demo_bundle: Path, tmp_path: Path) -> None:
     clips = _demo_clips(tmp_path / "clips", 8, seconds=3.0)
     out = tmp_path / "out"
@@ -341,6 +350,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_file_becomes_an_error_record_and_is_replaced(demo_bundle: Path, tmp_path: Path) -> None:
     clips = _demo_clips(tmp_path / "clips", 6, seconds=3.0)
     out = tmp_path / "out"
@@ -370,9 +380,32 @@ def test_report_survives_a_torn_last_line(tmp_path: Path) -> None:
 
     path = tmp_path / REPORT
     whole = make_record(input="a", output="b", outputs=["b"], status="ok", seed=1, seconds=1.0, duration=2.0)
-    path.write_text(json.dumps(whole) + "\n" + '{"input": "killed mid-wr')
+    path.write_text(json.dumps(whole.to_json()) + "\n" + '{"input": "killed mid-wr')
     with ReportWriter(path) as writer:
         writer.write(make_record(input="c", output="d", outputs=["d"], status="error", seed=2, error="x"))
     records = read_report(path)
     assert [r["input"] for r in records] == ["a", "c"] and records[1]["error"] == "x"
     assert path.read_text().splitlines()[2].startswith('{"input": "c"')
+
+
+def test_jobs_and_records_are_typed_and_cross_processes_as_json(tmp_path: Path) -> None:
+    from vampnet_ort.batch import Job, Record
+    from vampnet_ort.batch.core import plan_jobs
+    from vampnet_ort.batch.inputs import collect_inputs
+    from vampnet_ort.options import VampOptions, with_values
+
+    manifest = tmp_path / "m.csv"
+    tone(tmp_path / "a.wav", 0.2, 8000, 200)
+    manifest.write_text("input,output,period,output_sample_rate\na.wav,x/a.flac,5,22050\n")
+    (job,) = plan_jobs(collect_inputs([manifest]), tmp_path / "out", VampOptions(seed=3), n_codebooks=14)
+    assert isinstance(job, Job) and job.options == with_values(VampOptions(seed=3), {"mask.periodic_period": 5})
+    assert job.outputs == (str(tmp_path / "out" / "x" / "a.flac"),) and job.output_sample_rate == 22050
+    assert Job.from_json(json.loads(json.dumps(job.to_json()))) == job
+    record = job.record("error", error="x", seconds=1.23456789, duration=0.2)
+    assert isinstance(record, Record) and record.seed == 3 and record.seconds == 1.2346
+    assert Record.from_json(json.loads(json.dumps(record.to_json()))) == record
+    assert list(record.to_json()) == ["input", "output", "outputs", "status", "error", "seconds", "seed", "duration",
+                                      "finished", "options_sha256"]
+    assert len(record.options_sha256) == 64 and record.options_sha256 == job.options_sha256
+    with pytest.raises(ValueError, match="status"):
+        job.record("maybe")

@@ -10,6 +10,8 @@ import pytest
 import ray  # noqa: F401  (the test extras install Ray: a missing Ray is a failure, not a skip)
 from test_batch import REPORT, _demo_clips, audio_files, partials, run, tone
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: left out of the inner loop (-m "not slow")
+
 
 def _records(out: Path) -> dict:
     return {Path(r["output"]).relative_to(out).as_posix(): r

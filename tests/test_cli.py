@@ -13,6 +13,8 @@ import soundfile as sf
 import bundle_doubles as bd
 from cli_testing import cli_command  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: left out of the inner loop (-m "not slow")
+
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONWARNINGS="ignore")

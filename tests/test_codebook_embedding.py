@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto
 
+from op_cases import numpy_embedding
 from op_testing import GOLDEN, golden, inferred_output_shapes, native_error, op_model, run_both, run_native
 from vampnet_ort import _kernels
 
@@ -15,13 +16,6 @@ from vampnet_ort import _kernels
 def embedding_model(codes: np.ndarray, tables: np.ndarray, bias: np.ndarray):
     feeds = {"codes": codes, "tables": tables, "bias": bias}
     return op_model("CodebookEmbedding", feeds, [("Y", TensorProto.FLOAT, ["codes_d0", "codes_d2", "tables_d2"])])
-
-
-def numpy_embedding(codes: np.ndarray, tables: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    out = np.broadcast_to(bias.astype(np.float64), (codes.shape[0], codes.shape[2], bias.shape[0])).copy()
-    for c in range(codes.shape[1]):
-        out += tables[c].astype(np.float64)[codes[:, c, :]]
-    return out.astype(np.float32)
 
 
 @settings(max_examples=30, deadline=None)

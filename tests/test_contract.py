@@ -32,6 +32,15 @@ def test_contract_names_are_unique_and_complete() -> None:
     assert set(contract.BY_NAME) == set(names)
 
 
+def test_every_op_has_a_case_table_entry() -> None:
+    """tests/op_cases.py feeds the op tests, the fuzzer and bench_ops.py: a new op cannot be forgotten there."""
+    from op_cases import CASES
+
+    assert sorted(CASES) == sorted(c.name for c in contract.CONTRACTS)
+    for name, case in CASES.items():
+        assert case.contract is contract.BY_NAME[name]
+
+
 def test_native_op_list_matches_the_contracts() -> None:
     native = {name: (inputs, outputs) for name, inputs, outputs in _kernels.native_ops()}
     assert _kernels.DOMAIN == ops.DOMAIN

@@ -101,6 +101,7 @@ def _fast():
     return SamplingOptions(steps=8)
 
 
+@pytest.mark.slow
 def test_cli_vamp_golden(golden_bundle: Path, clip_22k: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.ogg"
     proc = cli("vamp", clip_22k, out, "--models", golden_bundle, "--steps", "8", "--seed", "2", "-q",
@@ -110,6 +111,7 @@ def test_cli_vamp_golden(golden_bundle: Path, clip_22k: Path, tmp_path: Path) ->
     assert info.samplerate == 44100 and abs(info.frames - 10 * 44100) <= 1
 
 
+@pytest.mark.slow
 def test_demo_bundle_commands(tmp_path: Path, clip_22k: Path) -> None:
     env = {"VAMPNET_ORT_CACHE": str(tmp_path / "cache")}
     proc = cli("demo", tmp_path / "demo", "--seconds", "2", env=env)
@@ -131,6 +133,7 @@ def test_demo_bundle_commands(tmp_path: Path, clip_22k: Path) -> None:
     assert info.returncode == 0 and "NOT music" in info.stdout
 
 
+@pytest.mark.slow
 def test_cli_export_bad_inputs(golden_bundle: Path, tmp_path: Path) -> None:
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"definitely not a checkpoint")

@@ -212,3 +212,27 @@ def test_sampled_runs_with_and_without_library_agree(bundle_dir: Path):
     codes, mask = _random_start("c2f", 1, 19, seed=2)
     feeds = {"codes": codes, "mask": mask, **settings(2, seed=77)}
     np.testing.assert_array_equal(decode(bundle_dir, "c2f", feeds, True), decode(bundle_dir, "c2f", feeds, False))
+
+
+def test_decode_graph_uses_only_forms_both_webgpu_builds_run(bundle_dir: Path):
+    """docs/WEB.md "WebGPU": no float64, no negative-axis Split with num_outputs, no tanh Gelu node, no MatMulNBits
+    bias input — in the graph, its Loop body and the model-local functions."""
+    from vampnet_ort.ops._model import _walk_nodes
+
+    for stage in ("coarse", "c2f"):
+        model = onnx.load(str(bundle_dir / f"{stage}.onnx"), load_external_data=False)
+        nodes = list(_walk_nodes(model.graph.node))
+        for function in model.functions:
+            nodes += list(_walk_nodes(function.node))
+        types = {n.op_type for n in nodes}
+        assert "Split" in types and "Tanh" in types and "Gelu" not in types
+        for node in nodes:
+            attrs = {a.name: a for a in node.attribute}
+            if node.op_type == "Split":
+                assert attrs["axis"].i >= 0, node.name
+            if node.op_type == "Cast":
+                assert attrs["to"].i != onnx.TensorProto.DOUBLE, node.name
+            if node.op_type == "MatMulNBits":
+                assert len(node.input) == 3, node.name
+            if "value" in attrs:
+                assert attrs["value"].t.data_type != onnx.TensorProto.DOUBLE, node.name

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto
 
+from op_cases import numpy_film
 from op_testing import inferred_output_shapes, native_error, op_model, run_both, run_native
 from vampnet_ort import _kernels
 
@@ -30,7 +31,7 @@ def test_kernel_matches_reference_and_numpy(batch: int, time: int, dim: int, bro
     cond_batch = 1 if broadcast else batch
     gamma = rng.standard_normal((cond_batch, dim)).astype(np.float32)
     beta = rng.standard_normal((cond_batch, dim)).astype(np.float32)
-    expected = x * (1 + gamma[:, None, :]) + beta[:, None, :]
+    expected = numpy_film(x, gamma, beta)
     feeds = {"X": x, "gamma": gamma, "beta": beta}
     (native,), (reference,) = run_both(film_model(x, gamma, beta), feeds)
     np.testing.assert_allclose(native, expected, rtol=1e-6, atol=1e-6)

@@ -7,12 +7,9 @@ import pytest
 from onnx import TensorProto
 from scipy import stats
 
+from op_cases import MASK32, item_seeds, philox_block, python_uniforms
 from op_testing import native_error, op_model, run_both, run_native
 from vampnet_ort import _kernels
-
-M0, M1 = 0xD2511F53, 0xCD9E8D57
-W0, W1 = 0x9E3779B9, 0xBB67AE85
-MASK32 = 0xFFFFFFFF
 
 # Random123 known-answer vectors for philox4x32_10 (kat_vectors): (counter, key) -> output.
 KAT = [
@@ -24,35 +21,6 @@ KAT = [
         (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
     ),
 ]
-
-
-def philox_block(counter: tuple[int, ...], key: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """Philox4x32-10 in plain Python integers (independent of the C++ and ONNX versions)."""
-    c0, c1, c2, c3 = counter
-    k0, k1 = key
-    for _ in range(10):
-        p0, p1 = M0 * c0, M1 * c2
-        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & MASK32, (p0 >> 32) ^ c3 ^ k1, p0 & MASK32
-        k0, k1 = (k0 + W0) & MASK32, (k1 + W1) & MASK32
-    return c0, c1, c2, c3
-
-
-def python_uniforms(seeds: list[int], step: int, predicted: int, time: int) -> np.ndarray:
-    """uniforms [2, B, P, T] per the contract, with per-item seeds given explicitly."""
-    out = np.empty((2, len(seeds), predicted, time), np.float32)
-    for b, seed in enumerate(seeds):
-        bits = seed & 0xFFFFFFFFFFFFFFFF  # two's complement
-        key = (bits & MASK32, bits >> 32)
-        for p in range(predicted):
-            for t in range(time):
-                for purpose in range(2):
-                    word = philox_block((t, p, step, purpose), key)[0]
-                    out[purpose, b, p, t] = ((word >> 9) + 0.5) / 2.0**23
-    return out
-
-
-def wrap_int64(value: int) -> int:
-    return (value + 2**63) % 2**64 - 2**63
 
 
 def feeds_for(seed: np.ndarray, step: int, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
@@ -88,11 +56,7 @@ def test_known_answers(counter, key, expected):
 def test_kernel_reference_python_agree(seed, step, shape):
     feeds = feeds_for(np.array(seed, np.int64), step, shape)
     native, reference = run_both(model_for(feeds), feeds)
-    if np.ndim(seed) == 0:
-        seeds = [wrap_int64(seed + b) for b in range(shape[0])]
-    else:
-        seeds = list(seed)
-    expected = python_uniforms(seeds, step, shape[1], shape[2])
+    expected = python_uniforms(item_seeds(feeds["seed"], shape[0]), step, shape[1], shape[2])
     np.testing.assert_array_equal(native[0], expected)
     np.testing.assert_array_equal(reference[0], expected)
     np.testing.assert_array_equal(_kernels.philox_uniform(feeds["seed"], step, feeds["shape"]), expected)

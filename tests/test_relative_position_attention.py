@@ -14,45 +14,12 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 import vampnet_ort
+from op_cases import numpy_attention, numpy_buckets  # the numpy references (also read by the int8 op's tests)
 from op_testing import GOLDEN, golden, inferred_output_shapes, native_error, op_model, run_both, run_native
 from vampnet_ort import _kernels, ops
 
 OP = "RelativePositionAttention"
 OUT_DIMS = ["out_b", "out_t", "out_d"]
-
-
-# ---- independent numpy references ------------------------------------------------------------------------------
-
-
-def numpy_buckets(t: int, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
-    """T5 bidirectional buckets of key - query, float32 log as upstream (written from tests/golden/README.md item 10)."""
-    rel = np.arange(t)[None, :] - np.arange(t)[:, None]
-    half = num_buckets // 2
-    exact = half // 2
-    out = np.where(rel > 0, half, 0)
-    n = np.abs(rel)
-    with np.errstate(divide="ignore"):
-        ratio = n.astype(np.float32) / np.float32(exact)
-        scaled = np.log(ratio) / np.float32(np.log(max_distance / exact)) * np.float32(half - exact)
-    large = np.minimum(exact + np.trunc(np.where(n < exact, 0, scaled)).astype(np.int64), half - 1)
-    return out + np.where(n < exact, n, large)
-
-
-def numpy_attention(qkv: np.ndarray, rel_bias: np.ndarray, heads: int, num_buckets: int = 32,
-                    max_distance: int = 128) -> np.ndarray:
-    """float64 attention with the bias gathered from numpy_buckets."""
-    batch, t, packed = qkv.shape
-    dim = packed // 3
-    dh = dim // heads
-    q, k, v = (qkv[..., i * dim:(i + 1) * dim].astype(np.float64).reshape(batch, t, heads, dh).transpose(0, 2, 1, 3)
-               for i in range(3))
-    bias = rel_bias.astype(np.float64)[numpy_buckets(t, num_buckets, max_distance)].transpose(2, 0, 1)
-    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(dh) + bias
-    with np.errstate(invalid="ignore"):
-        scores = scores - scores.max(-1, keepdims=True)
-        probs = np.exp(scores)
-        probs = probs / probs.sum(-1, keepdims=True)
-    return (probs @ v).transpose(0, 2, 1, 3).reshape(batch, t, dim)
 
 
 def attention_model(heads: int, num_buckets: int | None = None, max_distance: int | None = None,

@@ -8,13 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto
 
+from op_cases import numpy_rms_norm
 from op_testing import inferred_output_shapes, native_error, op_model, run_both, run_native
 from vampnet_ort import _kernels
-
-
-def numpy_rms_norm(x: np.ndarray, scale: np.ndarray, eps: float) -> np.ndarray:
-    x64 = x.astype(np.float64)
-    return (x64 / np.sqrt(np.mean(x64 * x64, axis=-1, keepdims=True) + eps) * scale).astype(np.float32)
 
 
 def rms_model(x: np.ndarray, scale: np.ndarray, eps: float | None = None):

@@ -27,6 +27,8 @@ from op_testing import GOLDEN
 from vampnet_ort import audio
 from vampnet_ort.bundle import BundleError, load_bundle
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: left out of the inner loop (-m "not slow")
+
 
 def run(*args: object, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = dict(os.environ, PYTHONWARNINGS="ignore", **(env or {}))

@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto
 from scipy import stats
 
+from op_cases import sample_and_remask_pybind
 from op_testing import GOLDEN, NP_TO_ONNX, golden, native_error, op_model, run_both, run_native
 from vampnet_ort import _kernels, ops
 
@@ -64,12 +65,7 @@ def run_step(feeds, threads=2):
 
 
 def pybind_step(feeds, threads=1):
-    args = dict(feeds)
-    for name in ("step", "num_steps", "top_k", "typical_min_tokens"):
-        args[name] = int(args[name])
-    for name in FLOAT_INPUTS:
-        args[name] = float(args[name])
-    return _kernels.sample_and_remask(**args, threads=threads)
+    return sample_and_remask_pybind(feeds, threads)
 
 
 def logits_with_argmax_prob(tokens: np.ndarray, probs: np.ndarray, vocab: int, temperature: float = 1.0):
@@ -611,3 +607,105 @@ def test_typical_min_tokens_at_int64_min_is_like_one(min_tokens):
     got = run_step(step_feeds(logits, codes, start, n0, uniforms=uniforms, typical_min_tokens=min_tokens, **options))
     for a, b in zip(got, one):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- float32-only helpers and the sort-free path (issue 25: onnxruntime-web WebGPU) ------------------------------
+
+
+def _helper_session(op_type: str, inputs: dict[str, np.ndarray], out_type: int):
+    import onnx
+    from onnx import helper
+
+    import vampnet_ort
+
+    node = helper.make_node(op_type, list(inputs), ["out"], domain=ops.DOMAIN)
+    graph = helper.make_graph(
+        [node], op_type,
+        [helper.make_tensor_value_info(name, NP_TO_ONNX[v.dtype], ["n"]) for name, v in inputs.items()],
+        [helper.make_tensor_value_info("out", out_type, ["n"])],
+    )  # fmt: skip
+    model = ops.make_model(graph)
+    onnx.checker.check_model(model, full_check=True)
+    return vampnet_ort.create_session(model.SerializeToString(), with_library=False).run(None, inputs)[0]
+
+
+def test_schedule_gamma_equals_the_kernel_for_every_step_of_up_to_1000_steps():
+    """float32 FusedMultiplyAdd instead of double: bit-identical gamma for all 0 <= step < S <= 1000 (a one-off run
+    found no difference up to S = 10000 either, docs/SAMPLING.md)."""
+    num_steps = np.concatenate([np.full(s, s) for s in range(1, 1001)])
+    step = np.concatenate([np.arange(s) for s in range(1, 1001)])
+    r = (step + 1).astype(np.float32) / num_steps.astype(np.float32)
+    gamma = _helper_session("ScheduleGamma", {"r": r}, TensorProto.FLOAT)
+    kernel = np.array([_kernels.schedule_gamma(int(a), int(b)) for a, b in zip(step, num_steps)], np.float32)
+    np.testing.assert_array_equal(gamma.view(np.int32), kernel.view(np.int32))
+
+
+def test_fused_multiply_add_is_exact_where_the_result_is_representable():
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(20000).astype(np.float32)
+    b = rng.standard_normal(20000).astype(np.float32)
+    product = a * b
+    error = (a.astype(np.float64) * b.astype(np.float64) - product.astype(np.float64)).astype(np.float32)
+    got = _helper_session("FusedMultiplyAdd", {"a": a, "b": b, "c": -product}, TensorProto.FLOAT)
+    np.testing.assert_array_equal(got, error)  # the product's rounding error, exactly
+    c = rng.standard_normal(20000).astype(np.float32)
+    exact = (a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64))
+    got = _helper_session("FusedMultiplyAdd", {"a": a, "b": b, "c": c}, TensorProto.FLOAT)
+    ulp = np.spacing(np.abs(exact).astype(np.float32))
+    assert np.all(np.abs(got - exact) <= 0.5 * ulp * (1 + 1e-6))  # correctly rounded on these
+
+
+def test_sample_cutoff_comparison_equals_the_double_one():
+    """step / S <= cutoff: float32-only WithinSampleCutoff == the kernel's double comparison, at and next to every
+    boundary step / S (S <= 200) and for the special values."""
+    steps, totals, cutoffs = [], [], []
+    for s in range(1, 201):
+        for k in range(s):
+            boundary = np.float32(k / s)
+            for c in (boundary, np.nextafter(boundary, np.float32(-1)), np.nextafter(boundary, np.float32(2))):
+                steps.append(k)
+                totals.append(s)
+                cutoffs.append(c)
+    specials = np.array([0.0, -0.0, -1e-45, 1e-45, 1.0, 2.0, -1.0, np.inf, -np.inf, 3e38, -3e38], np.float32)
+    for c in specials:
+        steps += [0, 3, 9]
+        totals += [1, 7, 10]
+        cutoffs += [c, c, c]
+    step = np.array(steps, np.int64)
+    num_steps = np.array(totals, np.int64)
+    cutoff = np.array(cutoffs, np.float32)
+    got = _helper_session("WithinSampleCutoff", {"step": step, "num_steps": num_steps, "sample_cutoff": cutoff},
+                          TensorProto.BOOL)  # fmt: skip
+    expected = step.astype(np.float64) / num_steps.astype(np.float64) <= cutoff.astype(np.float64)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_no_reference_function_uses_float64():
+    """onnxruntime-web's native WebGPU build cannot load a graph with a float64 Cast (docs/WEB.md)."""
+    from vampnet_ort.ops._model import _walk_nodes, function_protos
+
+    for proto in function_protos():
+        for node in _walk_nodes(proto.node):
+            for attr in node.attribute:
+                assert not (node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.DOUBLE), proto.name
+                assert attr.t.data_type != TensorProto.DOUBLE, (proto.name, node.op_type)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_sort_free_path_equals_the_sorted_path_and_the_kernel(temperature):
+    """Typical and top-p off: the function skips their sorts (If branches). The same tokens come out of the sorted
+    path (typical on with typical_min_tokens = V keeps every token, so its filter is the identity) and of the
+    native kernel."""
+    rng = np.random.default_rng(11)
+    logits, codes, start, n0 = random_case(rng)
+    uniforms = _kernels.philox_uniform(np.array(5, np.int64), 1, np.array(logits.shape[:3]))
+    common = dict(step=1, num_steps=4, uniforms=uniforms, temperature=temperature, mask_temperature=3.0,
+                  sample_cutoff=1.0)  # fmt: skip
+    off = step_feeds(logits, codes, start, n0, **common)
+    sorted_path = step_feeds(logits, codes, start, n0, typical_mass=0.5, typical_min_tokens=logits.shape[-1],
+                             **common)  # fmt: skip
+    native_off, reference_off = run_both(step_model(), off)
+    _, reference_sorted = run_both(step_model(), sorted_path)
+    for a, b, c in zip(reference_off, reference_sorted, native_off):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)

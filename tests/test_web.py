@@ -89,6 +89,37 @@ def test_serves_app_and_bundle_with_isolation_headers(served) -> None:
     assert response.status == 200 and body == b"" and int(response.getheader("Content-Length")) == (bundle / name).stat().st_size
 
 
+def test_serves_step_window_graphs_of_the_decode_graphs(tmp_path: Path, app_root: Path) -> None:
+    """The page's per-step progress: coarse.steps.onnx / c2f.steps.onnx derived from the bundle's decode graphs
+    (vampnet_ort.decode_steps), listed in the served manifest with their size and sha256."""
+    import hashlib
+
+    import onnx
+
+    from vampnet_ort.decode_steps import step_window_model
+    from vampnet_ort.demo import demo_bundle_path
+
+    bundle = demo_bundle_path()
+    server = web_server.create_server(bundle, "127.0.0.1", 0, app_root=app_root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        manifest = json.loads(get(server, "/bundle/vampnet.json")[1])
+        assert manifest["step_graphs"] == {"coarse": "coarse.steps.onnx", "c2f": "c2f.steps.onnx"}
+        for stage, name in manifest["step_graphs"].items():
+            response, body = get(server, f"/bundle/{name}")
+            assert response.status == 200
+            entry = manifest["files"][name]
+            assert entry["bytes"] == len(body) and entry["sha256"] == hashlib.sha256(body).hexdigest()
+            expected = step_window_model(onnx.load(str(bundle / f"{stage}.onnx"), load_external_data=False))
+            assert body == expected.SerializeToString()
+        on_disk = json.loads((bundle / "vampnet.json").read_text())
+        assert "step_graphs" not in on_disk and "coarse.steps.onnx" not in on_disk["files"]  # nothing written
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize("path", [
     "/../outside.txt", "/%2e%2e/outside.txt", "/vendor/../../outside.txt", "/.secret", "/bundle/not_listed.txt",
     "/bundle/../bundle/vampnet.json/..", "/bundle/%2e%2e%2foutside.txt", "/nope.js", "//etc/passwd", "/vendor",
@@ -149,8 +180,8 @@ def test_js_unit_tests_against_python_vectors(tmp_path: Path) -> None:
                    capture_output=True)
     subprocess.run([sys.executable, str(TESTS / "web" / "make_pipeline_vectors.py"), str(tmp_path)], check=True,
                    capture_output=True)
-    files = [str(TESTS / "web" / f"{name}.test.mjs") for name in ("masks", "loudness", "chunks", "wav", "replay")]
+    files = [str(TESTS / "web" / f"{name}.test.mjs") for name in ("masks", "loudness", "chunks", "wav", "replay", "backend")]
     proc = subprocess.run([NODE, "--test", *files], capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, VAMPNET_WEB_VECTORS=str(tmp_path)))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "# fail 0" in proc.stdout and "# pass 10" in proc.stdout, proc.stdout[-2000:]
+    assert "# fail 0" in proc.stdout and "# pass 13" in proc.stdout, proc.stdout[-2000:]

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from .fileio import publish
+from .fileio import atomic_output, temporary_sibling
 from .paths import PathError, check_input_file
 
 PathLike = Union[str, os.PathLike]
@@ -326,22 +325,15 @@ def write_audio(path: PathLike, samples: np.ndarray, sample_rate: int) -> Path:
     if not np.isfinite(data).all():
         raise AudioError(f"{p}: refusing to write NaN or infinite samples")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=str(directory))
+        tmp_name = temporary_sibling(p)
     except OSError as exc:
         raise AudioError(f"{p}: cannot write in {directory} ({exc.strerror or exc})") from None
-    os.close(fd)
     try:
-        with sf.SoundFile(tmp_name, "w", samplerate=int(sample_rate), channels=int(data.shape[1]),
-                          format=fmt.format, subtype=fmt.subtype) as out:
-            for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
-                out.write(data[start: start + WRITE_BLOCK_FRAMES])
-        publish(tmp_name, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        if isinstance(exc, (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError)):
-            raise AudioError(f"{p}: cannot write audio ({exc})") from None
-        raise
+        with atomic_output(p, tmp_name):
+            with sf.SoundFile(tmp_name, "w", samplerate=int(sample_rate), channels=int(data.shape[1]),
+                              format=fmt.format, subtype=fmt.subtype) as out:
+                for start in range(0, data.shape[0], WRITE_BLOCK_FRAMES):
+                    out.write(data[start: start + WRITE_BLOCK_FRAMES])
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as exc:
+        raise AudioError(f"{p}: cannot write audio ({exc})") from None
     return p

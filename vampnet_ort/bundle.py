@@ -351,6 +351,32 @@ def parse_manifest(directory: Path, manifest: Mapping[str, Any]) -> ManifestInfo
     return info
 
 
+def file_entry(path: PathLike) -> Dict[str, Any]:
+    """The ``files`` entry of one bundle file: its sha256 and size."""
+    return {"sha256": file_sha256(path), "bytes": Path(path).stat().st_size}
+
+
+def stage_entry(*, n_codebooks: int, n_conditioning_codebooks: int, chunk_frames: int,
+                config: Optional[Mapping[str, Any]] = None, source_sha256: str = "") -> Dict[str, Any]:
+    """The ``coarse`` / ``c2f`` object of a manifest (``StageInfo`` as written)."""
+    return {"n_codebooks": int(n_codebooks), "n_conditioning_codebooks": int(n_conditioning_codebooks),
+            "n_predict_codebooks": int(n_codebooks) - int(n_conditioning_codebooks),
+            "chunk_frames": int(chunk_frames), "config": dict(config or {}), "source_sha256": source_sha256}
+
+
+def new_manifest(*, sample_rate: int, hop_length: int, n_codebooks: int, vocab_size: int,
+                 coarse: Mapping[str, Any], c2f: Optional[Mapping[str, Any]], codec: Mapping[str, Any],
+                 files: Mapping[str, Any], demo: bool = False, version: str = "") -> Dict[str, Any]:
+    """A ``vampnet.json`` object in the format ``parse_manifest`` reads (``mask_token`` = ``vocab_size``)."""
+    return {
+        "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "vampnet_ort_version": version,
+        "demo": bool(demo), "sample_rate": int(sample_rate), "hop_length": int(hop_length),
+        "n_codebooks": int(n_codebooks), "vocab_size": int(vocab_size), "mask_token": int(vocab_size),
+        "coarse": dict(coarse), "c2f": None if c2f is None else dict(c2f), "codec": dict(codec),
+        "files": dict(files),
+    }
+
+
 def read_manifest_info(path: PathLike) -> ManifestInfo:
     """The checked manifest of the bundle at `path`, cheaply: parsed and checked, no file hashed or loaded."""
     directory = Path(path)

@@ -18,7 +18,7 @@ from .version import __version__
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-QUANTIZE_CHOICES = ("none", "int8", "int4")  # = vampnet_ort.export.quantize.PRECISIONS (without importing export)
+QUANTIZE_CHOICES = ("none", "int8", "int4", "w8")  # = vampnet_ort.export.quantize.PRECISIONS (without importing export)
 HF_DEFAULT_REPO = "hugggof/vampnet"  # = vampnet_ort.export.hub.DEFAULT_REPO (without importing export)
 
 
@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     frontend.add_verbose(e)
     e.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none",
                    help="weights of the transformer linears: none (float32, default), int8 (about 4x smaller, "
-                        "faster on CPUs with integer dot products) or int4 (smallest); docs/QUANTIZATION.md")
+                        "faster on CPUs with integer dot products), int4 (smallest) or w8 (weight-only 8-bit, for the "
+                        "browser's WebGPU backend); docs/QUANTIZATION.md")
 
     v = sub.add_parser("vamp", help="vamp an audio file",
                        description="Regenerate the masked parts of INPUT with VampNet and write OUTPUT "
@@ -185,7 +186,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ValueError(f"the exporter is not available in this installation ({exc})") from None
     if args.list:
-        for name in list_fine_tunes(args.hf, args.revision, log=_log(False)):
+        for name in list_fine_tunes(args.hf, args.revision, log=frontend.logger(False)):
             print(name)
         return 0
     check_target(args.out, overwrite=args.overwrite, inputs=[v for _, v in inputs if v is not None],
@@ -193,7 +194,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = export_bundle(args.out, codec=args.codec, coarse=args.coarse, c2f=args.c2f, logits=args.logits,
                         lora_coarse=args.lora_coarse, lora_c2f=args.lora_c2f, overwrite=args.overwrite,
                         quantize=args.quantize, hf=args.hf, hf_model=args.hf_model, hf_revision=args.revision,
-                        hf_log=_log(False))
+                        hf_log=frontend.logger(False))
     print(out)
     return 0
 
@@ -202,9 +203,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
 
     if args.bundle is None:
-        from .demo import demo_bundle_path
-
-        args.bundle = demo_bundle_path(log=frontend.logger(False))
+        args.bundle, _ = frontend.bundle_dir(None, frontend.logger(False), note=False)
     print(load_bundle(args.bundle).describe())
     return 0
 

@@ -7,11 +7,14 @@ the mode a plain ``open(path, "w")`` would have (0666 minus the umask) before th
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
 import os
+import tempfile
 from pathlib import Path
+from typing import Iterator, Optional
 
 
 def _umask() -> int:
@@ -36,6 +39,37 @@ def publish(tmp: str | os.PathLike, destination: str | os.PathLike) -> Path:
     os.chmod(tmp, default_file_mode())
     os.replace(tmp, destination)
     return Path(destination)
+
+
+def temporary_sibling(path: str | os.PathLike, suffix: str = ".part") -> str:
+    """Create an empty file next to `path`, named ``.NAME.XXXXXXXX<suffix>`` (the name batch sweeps look for), and
+    return its name. OSError when the directory does not take new files."""
+    p = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=str(p.parent if str(p.parent) else "."))
+    os.close(fd)
+    return name
+
+
+def probe_writable(path: str | os.PathLike) -> None:
+    """Whether a file can be created next to `path`: create and remove a ``.probe`` sibling (OSError if not)."""
+    os.unlink(temporary_sibling(path, suffix=".probe"))
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, tmp: Optional[str] = None) -> Iterator[str]:
+    """Write `path` all or nothing, the one way every writer does: yields a temporary sibling (`tmp`, or a new
+    ``.NAME.*.part``) to write; when the block ends it is published (``publish``: file mode, rename), and on any
+    exception (KeyboardInterrupt included) it is removed and the exception propagates."""
+    name = tmp if tmp is not None else temporary_sibling(path)
+    try:
+        yield name
+        publish(name, path)
+    except BaseException:
+        try:
+            os.unlink(name)
+        except OSError:
+            pass
+        raise
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -95,14 +95,17 @@ def logger(quiet: bool) -> Log:
 
 
 # ---------------------------------------------------------------------------------------------- the bundle
-def bundle_dir(models: Optional[Union[str, Path]], log: Log) -> Tuple[Path, bool]:
+def bundle_dir(models: Optional[Union[str, Path]], log: Optional[Log] = None, *,
+               note: bool = True) -> Tuple[Path, bool]:
     """(the bundle directory to use, whether it is the demo bundle): `models`, or the built-in demo bundle (built
-    on first use) with the demo note."""
+    on first use; `log` is told, and given the demo note unless `note` is False). Every front end opens its bundle
+    through this one rule."""
     if models is not None:
         return Path(models), False
     from .demo import DEMO_NOTE, demo_bundle_path
 
-    log(DEMO_NOTE)
+    if log is not None and note:
+        log(DEMO_NOTE)
     return Path(demo_bundle_path(log=log)), True
 
 

@@ -2,7 +2,7 @@
 
 A mask is an int64 array [B, C, T] (batch, codebooks, frames) with 1 = regenerate, 0 = keep. The deterministic
 builders reproduce upstream ``vampnet/mask.py`` exactly (checked against ``golden/masks.npz``). The random ones
-(random intensity, periodic roll, dropout) draw from a counter-based generator, ``MaskRng``: Philox4x32-10 keyed by
+(random intensity, periodic roll, dropout) draw from a counter-based generator, ``MaskRng`` (``counter_rng.py``): Philox4x32-10 keyed by
 (seed + batch item) with a counter of (frame, codebook, pass, purpose), the same family and keying as the decode
 graphs' ``PhiloxUniform``. So item b of a batch seeded s draws exactly what a single run seeded s + b draws, and
 any other implementation (the web app's JS port) reproduces the masks bit for bit from the contract in
@@ -12,90 +12,30 @@ docs/PIPELINE.md ("Mask random numbers"). Upstream's torch RNG stream is not rep
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 
+from .counter_rng import (  # noqa: F401  (re-exported)
+    PHILOX_M0,
+    PHILOX_M1,
+    PHILOX_W0,
+    PHILOX_W1,
+    PURPOSE_DROPOUT,
+    PURPOSE_INTENSITY,
+    PURPOSE_ROLL,
+    MaskRng,
+    Shape,
+    ShapeLike,
+    philox4x32_10,
+    shape3,
+)
 from .errors import MaskError
 from .extras import require_librosa
 from .options import MAX_INT_OPTION, MAX_SECONDS, MaskOptions  # noqa: F401  (MaskOptions, MAX_*: re-exported)
 
-Shape = Tuple[int, int, int]
-ShapeLike = Union[Sequence[int], np.ndarray]
-
-
-# ---- counter-based random numbers (docs/PIPELINE.md, "Mask random numbers") ---------------------------------------
-
-PHILOX_M0, PHILOX_M1 = 0xD2511F53, 0xCD9E8D57
-PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
-_U32 = np.uint64(0xFFFFFFFF)
-
-# Counter word 3 of each kind of draw. The decode graphs use 0 and 1 there, so mask draws never share a block
-# with a decode draw, even for equal keys.
-PURPOSE_INTENSITY = 0x4D534B01  # random_mask: one uniform per (item, codebook, frame)
-PURPOSE_ROLL = 0x4D534B02  # periodic_mask random roll: one word per item
-PURPOSE_DROPOUT = 0x4D534B03  # dropout: one uniform per (item, codebook, frame)
-
-
-def philox4x32_10(counter: Sequence[np.ndarray], key: Sequence[np.ndarray]) -> Tuple[np.ndarray, ...]:
-    """Philox4x32-10 on uint64 arrays holding 32-bit words (broadcasting); returns the four output words."""
-    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) & _U32 for c in counter)
-    k0, k1 = (np.asarray(k, dtype=np.uint64) & _U32 for k in key)
-    m0, m1, w0, w1 = (np.uint64(v) for v in (PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1))
-    shift = np.uint64(32)
-    for _ in range(10):
-        p0, p1 = m0 * c0, m1 * c2  # 32 x 32 bits: exact in 64 bits
-        c0, c1, c2, c3 = (p1 >> shift) ^ c1 ^ k0, p1 & _U32, (p0 >> shift) ^ c3 ^ k1, p0 & _U32
-        k0, k1 = (k0 + w0) & _U32, (k1 + w1) & _U32
-    return c0, c1, c2, c3
-
-
-@dataclass(frozen=True)
-class MaskRng:
-    """The mask builders' random numbers for one pass of a run seeded `seed` (docs/PIPELINE.md).
-
-    Batch item b uses the 64-bit key seed + b (two's-complement wrap-around): key words (low 32 bits, high 32
-    bits). Nothing depends on the batch size, on the other items or on the order of the calls."""
-
-    seed: int
-    pass_index: int = 0
-
-    def __post_init__(self) -> None:
-        if not -(2**63) <= int(self.seed) < 2**63:
-            raise MaskError(f"seed must fit in a signed 64-bit integer, got {self.seed}")
-        if not 0 <= int(self.pass_index) < 2**32:
-            raise MaskError(f"pass index must be in [0, 2^32), got {self.pass_index}")
-
-    def _keys(self, batch: int) -> Tuple[np.ndarray, np.ndarray]:
-        bits = np.array([(int(self.seed) + b) & 0xFFFFFFFFFFFFFFFF for b in range(batch)], dtype=np.uint64)
-        return bits & _U32, bits >> np.uint64(32)
-
-    def words(self, purpose: int, shape: ShapeLike) -> np.ndarray:
-        """Output word 0 of the block with counter (t, c, pass, purpose), key of item b: uint64 [B, C, T]."""
-        batch, codebooks, frames = _shape(shape)
-        k0, k1 = self._keys(batch)
-        t = np.arange(frames, dtype=np.uint64)[None, None, :]
-        c = np.arange(codebooks, dtype=np.uint64)[None, :, None]
-        word = philox4x32_10((t, c, np.uint64(self.pass_index), np.uint64(purpose)),
-                             (k0[:, None, None], k1[:, None, None]))[0]
-        return np.broadcast_to(word, (batch, codebooks, frames))
-
-    def uniform(self, purpose: int, shape: ShapeLike) -> np.ndarray:
-        """u = ((word >> 9) + 0.5) * 2^-23 per (b, c, t): float64 [B, C, T], exact in float32, in (0, 1)."""
-        return ((self.words(purpose, shape) >> np.uint64(9)).astype(np.float64) + 0.5) * 2.0**-23
-
-    def offsets(self, purpose: int, batch: int, modulus: int) -> np.ndarray:
-        """One integer in [0, modulus) per item: word (counter (0, 0, pass, purpose)) mod modulus, int64 [B]."""
-        return (self.words(purpose, (batch, 1, 1))[:, 0, 0] % np.uint64(modulus)).astype(np.int64)
-
-
-def _shape(template: ShapeLike) -> Shape:
-    """(B, C, T) from a shape tuple or from a codes/mask array used as a template (as upstream does)."""
-    dims = template.shape if isinstance(template, np.ndarray) else tuple(int(d) for d in template)
-    if len(dims) != 3 or any(d < 0 for d in dims):
-        raise MaskError(f"mask shape must be (batch, codebooks, frames), got {tuple(dims)}")
-    return int(dims[0]), int(dims[1]), int(dims[2])
+# Counter-based random numbers: vampnet_ort/counter_rng.py (re-exported here, where the mask builders use them).
+_shape = shape3
 
 
 def _check_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:

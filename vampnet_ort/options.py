@@ -48,7 +48,7 @@ def _check_probability(value: float, name: str) -> float:
 # ---------------------------------------------------------------------------------------------- the dataclasses
 @dataclass(frozen=True)
 class SamplingOptions:
-    """Settings of one decode stage (SPEC.md section 2 / the decode graph inputs). Errors name no stage; built
+    """Settings of one decode stage (docs/SPEC.md section 2 / the decode graph inputs). Errors name no stage; built
     through ``with_values`` (the CLI, manifests, the app) they start with it ("coarse steps ...")."""
 
     steps: int = 36
@@ -316,8 +316,8 @@ OPTIONS: Tuple[Option, ...] = (
            app=AppControl("pitch shift of the input (semitones)", -12, 12)),
     Option(None, bool, "typical filtering on (with the typical mass) or off (mass 0), the app's",
            control="typical_filtering", upstream="typical_filtering", app=AppControl("typical filtering")),
-    Option(None, str, "upstream's fine-tuned model choice; here a bundle is chosen when the app starts",
-           upstream="model_choice"),
+    Option(None, str, "which model (fine-tune) to vamp with, by name: a bundle the app serves (the app's and "
+           "upstream's model choice)", upstream="model_choice"),
 )
 
 # Options of a batch file that are not VampOptions fields (a manifest may override them per file).

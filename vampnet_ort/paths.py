@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Iterable, Union
+
+from .fileio import probe_writable
 
 PathLike = Union[str, os.PathLike]
 
@@ -65,11 +66,9 @@ def check_output_file(path: PathLike, what: str = "output") -> Path:
     if p.is_dir():
         raise PathError(f"{p}: is a directory; give a file name for the {what}")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=str(directory))
+        probe_writable(p)
     except OSError as exc:
         raise PathError(f"{p}: cannot write the {what} in {directory} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
     return p
 
 

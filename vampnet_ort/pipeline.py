@@ -1,6 +1,6 @@
 """The vamp pipeline: audio -> codes -> mask -> coarse + coarse-to-fine decode -> audio, on ONNX Runtime alone.
 
-It reproduces what upstream VampNet's app does around the decode (SPEC.md section 3):
+It reproduces what upstream VampNet's app does around the decode (docs/SPEC.md section 3):
 
 1. read (soundfile), resample to the codec rate (soxr), mono, -24 LUFS, peak <= 1, right-pad to a multiple of hop;
 2. encode with ``codec_encoder.onnx``;
@@ -32,6 +32,7 @@ import numpy as np
 from . import audio as audio_io
 from . import masks
 from .bundle import Bundle, BundleError, load_bundle
+from .counter_rng import derive_seed  # noqa: F401  (re-exported)
 from .errors import PipelineError
 from .options import (  # noqa: F401  (re-exported: `from vampnet_ort.pipeline import VampOptions` keeps working)
     MAX_OUTPUT_SAMPLE_RATE,
@@ -40,7 +41,7 @@ from .options import (  # noqa: F401  (re-exported: `from vampnet_ort.pipeline i
     SamplingOptions,
     VampOptions,
 )
-from .fileio import publish
+from .fileio import atomic_output
 from .paths import PathError, check_distinct, check_input_file, check_output_file, same_file
 
 PathLike = Union[str, os.PathLike]
@@ -108,29 +109,6 @@ class VampResult:
     input_loudness: float
     demo: bool
     frame_rate: float  # codec frames per second
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def derive_seed(seed: int, *labels: int) -> int:
-    """The signed 64-bit seed of one (pass, stage, chunk) of a run seeded `seed`: seed + H(labels) mod 2^64.
-
-    Additive on purpose: the decode graphs key batch item b with graph seed + b, so item b of a batch run with seed
-    s draws exactly what a single run with seed s + b draws, in every chunk. H (splitmix64 chained over the labels)
-    gives every chunk, stage and pass its own far-apart stream."""
-    offset = 0
-    for label in labels:
-        offset = _splitmix64(offset ^ _splitmix64(int(label) & _MASK64))
-    x = (int(seed) + offset) & _MASK64
-    return x - (1 << 64) if x >= (1 << 63) else x
 
 
 def _chunked_codec(session):
@@ -318,7 +296,7 @@ class Pipeline:
         return {
             "codes": np.ascontiguousarray(codes, dtype=np.int64),
             "mask": np.ascontiguousarray(mask, dtype=np.int64),
-            "seed": np.array(int(seed), dtype=np.int64),  # item b uses seed + b (SPEC.md section 5)
+            "seed": np.array(int(seed), dtype=np.int64),  # item b uses seed + b (docs/SPEC.md section 5)
             "num_steps": np.array(int(opts.steps), dtype=np.int64),
             "temperature": np.array(opts.temperature, dtype=np.float32),
             "mask_temperature": np.array(opts.mask_temperature, dtype=np.float32),
@@ -525,8 +503,6 @@ def _matplotlib():
 def plot_codes(result: VampResult, path: PathLike) -> Path:
     """PNG with the input codes, the mask and the output codes (first variation), written atomically."""
     plt = _matplotlib()
-    import tempfile
-
     p = Path(path)
     fig, axes = plt.subplots(3, 1, figsize=(12, 8), sharex=True, constrained_layout=True)
     panels = [
@@ -540,17 +516,9 @@ def plot_codes(result: VampResult, path: PathLike) -> Path:
         ax.set_ylabel("codebook")
         fig.colorbar(im, ax=ax)
     axes[-1].set_xlabel(f"frame ({result.frame_rate:.2f} frames/s)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=str(p.parent if str(p.parent) else "."))
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=80)
-        publish(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        with atomic_output(p) as tmp:
+            fig.savefig(tmp, format="png", dpi=80)
     finally:
         plt.close(fig)
     return p

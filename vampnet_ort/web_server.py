@@ -35,7 +35,8 @@ from urllib.parse import unquote, urlsplit
 from .bundle import BundleError, MANIFEST_NAME, read_manifest
 
 WEB_ROOT = Path(__file__).resolve().parent / "web"
-VENDOR_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+VENDOR_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+                "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 DEFAULT_PORT = 8765
 IDLE_TIMEOUT_S = 30.0  # a connection that sends nothing (no request, or a request half sent) for this long is closed
 MAX_CONNECTIONS = 32  # connections served at once (one thread each); further ones are closed at once
@@ -93,6 +94,42 @@ def browser_manifest(bundle_dir: Path) -> Dict[str, Any]:
     return manifest
 
 
+def step_graphs(bundle_dir: Path, manifest: Dict[str, Any],
+                log: Callable[[str], None] = lambda _m: None) -> Dict[str, bytes]:
+    """The step-window form (vampnet_ort.decode_steps) of the bundle's coarse / c2f graphs, served as
+    ``<stage>.steps.onnx`` beside them so the page can report progress per step; added to `manifest` (``files``
+    with size and sha256, ``step_graphs``: stage -> file). Only the graph file is derived: it refers to the
+    bundle's ``<stage>.onnx.data``. A graph that cannot be windowed is skipped (the page then reports per chunk)."""
+    import hashlib
+
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from .decode_steps import StepWindowError, step_window_model
+
+    derived: Dict[str, bytes] = {}
+    for stage in ("coarse", "c2f"):
+        name = f"{stage}.onnx"
+        if name not in manifest.get("files", {}):
+            continue
+        try:
+            model = onnx.load(str(bundle_dir / name), load_external_data=False)
+            data = step_window_model(model).SerializeToString()
+        except (OSError, DecodeError, StepWindowError, ValueError) as exc:
+            log(f"{name}: no per-step progress in the browser ({exc})")
+            continue
+        locations = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
+        if not locations <= set(manifest["files"]):
+            log(f"{name}: no per-step progress in the browser (external data not listed in vampnet.json)")
+            continue
+        file = f"{stage}.steps.onnx"
+        derived[file] = data
+        manifest["files"][file] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                   "derived_from": name}
+        manifest.setdefault("step_graphs", {})[stage] = file
+    return derived
+
+
 def _resolve_inside(root: Path, relative: str) -> Optional[Path]:
     """root / relative when it stays inside root and names a regular file (no dot files), else None."""
     parts = [p for p in relative.split("/") if p]
@@ -148,14 +185,16 @@ class _BundleView:
     """The bundle's browser manifest, re-read whenever ``vampnet.json`` changes on disk (inode, size, mtime), so a
     bundle re-exported in place (a new directory renamed over the old, or the file rewritten) is served fresh."""
 
-    def __init__(self, bundle_dir: Path) -> None:
+    def __init__(self, bundle_dir: Path, log: Callable[[str], None] = lambda _m: None) -> None:
         self.bundle_dir = bundle_dir
+        self.log = log
         self._lock = threading.Lock()
         self._key: Optional[Tuple[int, ...]] = None
-        self._state: Tuple[bytes, frozenset] = (b"", frozenset())
+        self._state: Tuple[bytes, frozenset, Dict[str, bytes]] = (b"", frozenset(), {})
 
-    def current(self) -> Tuple[bytes, frozenset]:
-        """(vampnet.json for the browser as bytes, the listed file names); BundleError when it is unusable now."""
+    def current(self) -> Tuple[bytes, frozenset, Dict[str, bytes]]:
+        """(vampnet.json for the browser as bytes, the listed file names, the derived files made here: the step
+        graphs); BundleError when it is unusable now."""
         path = self.bundle_dir / MANIFEST_NAME
         try:
             st = os.stat(path)
@@ -166,14 +205,16 @@ class _BundleView:
         with self._lock:
             if key != self._key:
                 manifest = browser_manifest(self.bundle_dir)
-                self._state = (json.dumps(manifest).encode("utf-8"), frozenset(manifest["files"]))
+                derived = step_graphs(self.bundle_dir, manifest, self.log)  # adds them to the manifest
+                self._state = (json.dumps(manifest).encode("utf-8"), frozenset(manifest["files"]), derived)
                 self._key = key
             return self._state
 
 
 def make_handler(bundle_dir: Path, app_root: Path = WEB_ROOT, log: Callable[[str], None] = lambda _m: None,
                  allowed_hosts: Iterable[str] = (), idle_timeout: float = IDLE_TIMEOUT_S) -> type:
-    view = _BundleView(bundle_dir)
+    view = _BundleView(bundle_dir, log)
+    view.current()  # at start-up: the step graphs are made now, and a broken bundle is an error before serving
     allowed = frozenset(allowed_hosts)
 
     class Handler(BaseHTTPRequestHandler):
@@ -263,7 +304,7 @@ def make_handler(bundle_dir: Path, app_root: Path = WEB_ROOT, log: Callable[[str
             path = unquote(urlsplit(self.path).path)
             if path == "/bundle/" + MANIFEST_NAME or path.startswith("/bundle/"):
                 try:
-                    manifest_bytes, bundle_files = view.current()
+                    manifest_bytes, bundle_files, derived = view.current()
                 except (BundleError, OSError) as exc:
                     self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"the bundle cannot be served now: {exc}")
                     return
@@ -273,6 +314,9 @@ def make_handler(bundle_dir: Path, app_root: Path = WEB_ROOT, log: Callable[[str
                 name = path[len("/bundle/"):]
                 if name not in bundle_files:
                     self._error(HTTPStatus.NOT_FOUND, f"{name!r} is not a file of the bundle")
+                    return
+                if name in derived:
+                    self._send_bytes(derived[name], "application/octet-stream")
                     return
                 target = _resolve_inside(bundle_dir, name)
                 if target is None:

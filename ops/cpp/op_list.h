@@ -9,6 +9,7 @@
 #include "philox_uniform.h"
 #include "snake.h"
 #include "relative_position_attention.h"
+#include "relative_position_attention_int8.h"
 #include "rms_norm.h"
 #include "sample_and_remask.h"
 
@@ -25,6 +26,7 @@ inline std::vector<const OrtCustomOp*> all_ops() {
       philox_uniform_op(),
       sample_and_remask_op(),
       relative_position_attention_op(),
+      relative_position_attention_int8_op(),
   };
 }
 

@@ -17,6 +17,7 @@
 #include "film.h"
 #include "philox_uniform.h"
 #include "relative_position_attention.h"
+#include "relative_position_attention_int8.h"
 #include "rms_norm.h"
 #include "sample_and_remask.h"
 
@@ -209,6 +210,20 @@ Array<float> py_relative_position_attention(const Array<float>& qkv, const Array
   return out;
 }
 
+Array<float> py_relative_position_attention_int8(const Array<float>& qkv, const Array<float>& rel_bias,
+                                                int64_t num_heads, int64_t num_buckets, int64_t max_distance,
+                                                int threads, bool allow_vnni) {
+  const vampnet::AttentionDims d = vampnet::relative_position_attention_int8_check(
+      shape_of(qkv), shape_of(rel_bias), num_heads, num_buckets, max_distance);
+  Array<float> out = empty_like_shape<float>({d.batch, d.time, d.dim});
+  {
+    py::gil_scoped_release release;
+    vampnet::relative_position_attention_int8(qkv.data(), rel_bias.data(), out.mutable_data(), d,
+                                              ThreadParallel(threads), allow_vnni);
+  }
+  return out;
+}
+
 Array<int64_t> py_relative_position_buckets(int64_t t_query, int64_t t_key, int64_t num_buckets,
                                             int64_t max_distance) {
   if (t_query < 0 || t_key < 0) {
@@ -287,6 +302,13 @@ PYBIND11_MODULE(_kernels, m) {
         py::arg("num_heads"), py::arg("num_buckets") = Attention::kNumBuckets, py::arg("max_distance") = Attention::kMaxDistance, py::arg("threads") = 1,
         "multi-head self-attention with T5 relative-position bias: qkv [B, T, 3D], rel_bias [num_buckets, H] -> "
         "[B, T, D]");
+  m.def("relative_position_attention_int8", &py_relative_position_attention_int8, py::arg("qkv"),
+        py::arg("rel_bias"), py::arg("num_heads"), py::arg("num_buckets") = Attention::kNumBuckets,
+        py::arg("max_distance") = Attention::kMaxDistance, py::arg("threads") = 1, py::arg("allow_vnni") = true,
+        "RelativePositionAttention with int8 QK^T and PV (see RelativePositionAttentionInt8); allow_vnni=False "
+        "forces the portable path");
+  m.def("attention_int8_has_vnni", &vampnet::attention_int8_has_vnni,
+        "whether RelativePositionAttentionInt8 runs its AVX-512 VNNI path on this CPU");
   m.def("relative_position_buckets", &py_relative_position_buckets, py::arg("t_query"), py::arg("t_key"),
         py::arg("num_buckets") = Attention::kNumBuckets, py::arg("max_distance") = Attention::kMaxDistance,
         "T5 bidirectional bucket of key - query: int64 [t_query, t_key]");

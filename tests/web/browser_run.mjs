@@ -9,16 +9,25 @@ import assert from 'node:assert/strict';
 import puppeteer from 'puppeteer-core';
 
 //   node tests/web/browser_run.mjs --expect-error REGEX URL ARTIFACTS_DIR   (a broken bundle: the page must say so)
-const TIMEOUT = 600_000;
-const expectError = process.argv[2] === '--expect-error' ? new RegExp(process.argv[3]) : null;
-const [url, vectorsPath, artifacts] = expectError ? [process.argv[4], null, process.argv[5]] : process.argv.slice(2);
+//   node tests/web/browser_run.mjs --backend webgpu URL VECTORS_JSON ARTIFACTS_DIR
+//     (the page on chromium's SwiftShader WebGPU adapter, ?backend=webgpu: the UI vamp only, its screenshots get a
+//      _webgpu suffix; SwiftShader is far too slow for the API cases)
+const TIMEOUT = 1_800_000;
+const argv = process.argv.slice(2);
+const backendAt = argv.indexOf('--backend');
+const backend = backendAt >= 0 ? argv.splice(backendAt, 2)[1] : 'wasm';
+const expectError = argv[0] === '--expect-error' ? new RegExp(argv[1]) : null;
+const [url, vectorsPath, artifacts] = expectError ? [argv[2], null, argv[3]] : argv;
 mkdirSync(artifacts, { recursive: true });
 const vectors = vectorsPath ? JSON.parse(readFileSync(vectorsPath, 'utf8')) : null;
+const suffix = backend === 'wasm' ? '' : `_${backend}`;
 
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  protocolTimeout: TIMEOUT,
+  args: ['--headless', '--no-sandbox', ...(backend === 'webgpu' ? ['--enable-unsafe-webgpu', '--enable-unsafe-swiftshader']
+    : ['--disable-gpu']), '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
 });
 const log = [];
@@ -29,7 +38,8 @@ try {
   page.on('console', (m) => log.push(`console.${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
   await page.setViewport({ width: 1100, height: 1400 });
-  await page.goto(url, { waitUntil: 'load' });
+  // wasm: the page's own choice must be wasm (chromium runs with --disable-gpu: no adapter); webgpu: asked for
+  await page.goto(backend === 'wasm' ? url : `${url}?backend=${backend}`, { waitUntil: 'load' });
   if (expectError) {
     const rejected = await page.evaluate(() => window.vampnet.ready.then(() => null, (e) => e.message));
     assert.match(rejected ?? '', expectError, `window.vampnet.ready: ${rejected}`);
@@ -43,6 +53,10 @@ try {
   const ready = await page.evaluate(() => window.vampnet.ready.then((r) => ({ ...r, isolated: self.crossOriginIsolated })));
   console.log('ready:', JSON.stringify(ready));
   assert.equal(ready.isolated, true, 'the page is not cross-origin isolated (COOP/COEP headers)');
+  assert.equal(ready.backend, backend, `the page chose backend ${ready.backend}`);
+  const shownBackend = await page.$eval('#backend-status', (el) => el.textContent);
+  assert.match(shownBackend, backend === 'webgpu' ? /WebGPU/ : /wasm/, `the page shows "${shownBackend}"`);
+  console.log(`backend shown: ${shownBackend}`);
 
   // 1. through the UI: choose the file, set the options, click, wait for the player
   const ui = vectors.ui;
@@ -52,7 +66,19 @@ try {
   for (const [id, value] of Object.entries(ui.fields)) {
     await page.$eval(`#${id}`, (el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }, value);
   }
-  await page.screenshot({ path: join(artifacts, 'page_before.png'), fullPage: true });
+  await page.screenshot({ path: join(artifacts, `page_before${suffix}.png`), fullPage: true });
+  // record every value the coarse progress bar shows (progress per step: chunks x steps updates)
+  await page.evaluate(() => {
+    const descriptor = Object.getOwnPropertyDescriptor(HTMLProgressElement.prototype, 'value');
+    window.coarseProgress = [];
+    Object.defineProperty(HTMLProgressElement.prototype, 'value', {
+      get() { return descriptor.get.call(this); },
+      set(v) {
+        if (this.id === 'progress-coarse') window.coarseProgress.push([v, this.max]);
+        descriptor.set.call(this, v);
+      },
+    });
+  });
   // capture what the UI run returns: wrap vamp to keep the last result's codes
   await page.evaluate(() => {
     const vamp = window.vampnet.vamp;
@@ -76,7 +102,16 @@ try {
   assert.ok(playable);
   const download = await page.$eval('.output a', (el) => el.download);
   assert.match(download, /\.wav$/);
-  await page.screenshot({ path: join(artifacts, 'page_after_vamp.png'), fullPage: true });
+  await page.screenshot({ path: join(artifacts, `page_after_vamp${suffix}.png`), fullPage: true });
+  const progress = await page.evaluate(() => window.coarseProgress);
+  const steps = ui.fields.coarse_steps;
+  const updates = progress.filter(([v]) => v > 0);
+  const total = updates.length ? updates[updates.length - 1][1] : 0;
+  assert.ok(total > 0 && total % steps === 0, `coarse progress total ${total} is not chunks x ${steps} steps`);
+  assert.deepEqual(updates.map(([v]) => v), Array.from({ length: total }, (_, i) => i + 1),
+    'the coarse bar did not advance once per step');
+  console.log(`coarse progress: ${total} updates (${total / steps} chunk(s) x ${steps} steps)`);
+  if (backend !== 'wasm') throw Object.assign(new Error('done'), { done: true });
 
   // 2. through window.vampnet: same samples and options as Python; twice with the same seed
   for (const c of vectors.api) {
@@ -115,6 +150,7 @@ try {
   console.log('bad input: clear messages on the page and rejected promises');
 } catch (err) {
   if (err.done) {
+    writeFileSync(join(artifacts, `browser_console${suffix}.log`), log.join('\n') + '\n');
     await browser.close();
     process.exit(0);
   }
@@ -124,5 +160,5 @@ try {
 } finally {
   await browser.close();
 }
-writeFileSync(join(artifacts, 'browser_console.log'), log.join('\n') + '\n');
+writeFileSync(join(artifacts, `browser_console${suffix}.log`), log.join('\n') + '\n');
 process.exit(failed ? 1 : 0);

@@ -24,12 +24,12 @@ export function nodeRunner(ort, bundleDir, manifest, { threads = 1 } = {}) {
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   };
   return {
-    async run(model, feeds) {
+    async run(model, feeds, output = null) {
       const { file, external } = modelFiles(manifest, model);
       if (!sessions.has(model)) {
         sessions.set(model, await createSession(ort, file, read(file), external.map((p) => ({ path: p, data: read(p) })), { threads }));
       }
-      return runSession(ort, sessions.get(model), file, feeds);
+      return runSession(ort, sessions.get(model), file, feeds, output);
     },
     async release() {
       for (const s of sessions.values()) await s.release();

@@ -16,9 +16,9 @@ from typing import Any
 
 from .constants import ENGINES, OUTPUT_FORMATS, REPORT_NAME
 
-_CORE_NAMES = ("vamp_many", "plan_jobs", "file_seed", "default_threads", "BatchError", "BatchSummary")
+_CORE_NAMES = ("vamp_many", "run_batch", "plan_jobs", "file_seed", "default_threads", "BatchError", "BatchSummary")
 
-__all__ = ["ENGINES", "OUTPUT_FORMATS", "REPORT_NAME", "read_report", "InputError", "OverrideError", *_CORE_NAMES]
+__all__ = ["ENGINES", "OUTPUT_FORMATS", "REPORT_NAME", "read_report", "Record", "Job", "InputError", "OverrideError", *_CORE_NAMES]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `vampnet-ort --help` registers the batch command without numpy/ORT
@@ -26,10 +26,14 @@ def __getattr__(name: str) -> Any:  # lazy: `vampnet-ort --help` registers the b
         from . import core
 
         return getattr(core, name)
-    if name == "read_report":
-        from .report import read_report
+    if name in ("read_report", "Record"):
+        from . import report
 
-        return read_report
+        return getattr(report, name)
+    if name == "Job":
+        from .job import Job
+
+        return Job
     if name == "InputError":
         from .inputs import InputError
 

@@ -79,18 +79,14 @@ def _stop_signals() -> Iterator[None]:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from ..options import options_from_args
-    from .core import vamp_many
+    from .core import run_batch
 
     log = frontend.logger(args.quiet)
-    if args.models is None:
-        from ..demo import DEMO_NOTE
-
-        log(DEMO_NOTE)
     records: list = []
     report = Path(args.out) / REPORT_NAME
     try:
         with _stop_signals():
-            records = vamp_many(args.inputs, args.out, options_from_args(args), engine=args.engine,
+            records = run_batch(args.inputs, args.out, options_from_args(args), engine=args.engine,
                                 workers=args.workers, threads=args.threads, models=args.models,
                                 output_format=args.format, output_sample_rate=args.output_sample_rate,
                                 per_file_seed=args.per_file_seed, ray_address=args.ray_address,
@@ -103,13 +99,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         sys.stderr.write(f"vampnet-ort: interrupted; {report} holds a record of every file that finished, "
                          "and a rerun resumes\n")
         return EXIT_INTERRUPTED
-    counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "error", "skipped")}
-    seconds = sum(float(r["duration"] or 0.0) for r in records if r["status"] == "ok")
+    counts = {status: sum(r.status == status for r in records) for status in ("ok", "error", "skipped")}
+    seconds = sum(float(r.duration or 0.0) for r in records if r.status == "ok")
     log(f"batch: {counts['ok']} ok, {counts['error']} failed, {counts['skipped']} skipped "
         f"({seconds:.1f} s of audio vamped); report: {report}")
-    failed = [r for r in records if r["status"] == "error"]
+    failed = [r for r in records if r.status == "error"]
     for record in failed[:MAX_FAILURES_LISTED]:
-        log(f"  failed: {record['input']}: {record['error']}")
+        log(f"  failed: {record.input}: {record.error}")
     if len(failed) > MAX_FAILURES_LISTED:
         log(f"  ... and {len(failed) - MAX_FAILURES_LISTED} more failures in the report")
     print(report)

@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from ..options import VampOptions, check_output_sample_rate, options_to_json
+from ..frontend import bundle_dir
+from ..options import VampOptions, check_output_sample_rate
 from ..pipeline import output_paths
 from .constants import ENGINES, OUTPUT_FORMATS, PLANNED_NAME, REPORT_NAME
-from .inputs import BatchInput, InputError, collect_inputs, shown
-from .job import input_duration, outputs_complete
-from .report import ReportWriter, make_record, read_report
+from .inputs import BatchInput, InputError, collect_inputs, shown  # noqa: F401  (InputError re-exported)
+from .job import Job, input_duration, outputs_complete
+from .report import Record, ReportWriter, read_report
 from .safety import (
     check_out_dir,
     check_plan,
     existing_regular_file,
     open_report,
-    options_digest,
     own_outputs,
     read_planned,
 )
@@ -34,6 +34,9 @@ class BatchError(ValueError):
     """A batch that cannot start: bad options, colliding outputs, an output that would replace its input."""
 
 
+_UNKNOWN = object()
+
+
 def _cap(value: int, name: str, log: Callable[[str], None]) -> int:
     """`value` capped at the CPUs this process may use, with a note (as ``vamp --threads``)."""
     cores = available_cores()
@@ -41,6 +44,28 @@ def _cap(value: int, name: str, log: Callable[[str], None]) -> int:
         log(f"note: {name} {value} capped at {cores}, the CPUs available to this process")
         return cores
     return value
+
+
+def _finished_options(records: Sequence[Mapping[str, Any]]) -> Dict[tuple, Optional[str]]:
+    """The options digest each finished output set was made with: the last ``ok`` record's."""
+    made: Dict[tuple, Optional[str]] = {}
+    for record in records:
+        if record.get("status") == "ok" and isinstance(record.get("outputs"), list):
+            made[tuple(record["outputs"])] = record.get("options_sha256")
+    return made
+
+
+def record_planned(path: Path, out: Path, outputs: Sequence[str]) -> None:
+    """Append this run's new planned outputs to the journal (one path relative to --out per line, fsynced) before
+    any work: a file one of them names is the batch's own even when its record was lost (a killed driver, Ray)."""
+    if not outputs:
+        return
+    fd = open_report(path)
+    try:
+        os.write(fd, "".join(os.path.relpath(p, out).replace(os.sep, "/") + "\n" for p in outputs).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def available_cores() -> int:
@@ -73,7 +98,7 @@ def _output_relative(item: BatchInput, output_format: Optional[str]) -> PurePosi
 
 def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, *, n_codebooks: int,
               output_format: Optional[str] = None, per_file_seed: bool = False,
-              output_sample_rate: Optional[int] = None) -> List[Dict[str, Any]]:
+              output_sample_rate: Optional[int] = None) -> List[Job]:
     """One job per input (see ``job.py``), every option checked and every output path decided before any work."""
     from ..audio import check_writable_format
 
@@ -81,10 +106,11 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
         raise BatchError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
     check_output_sample_rate(output_sample_rate)
     options.validate(n_codebooks)
-    jobs: List[Dict[str, Any]] = []
+    jobs: List[Job] = []
     for index, item in enumerate(items):
-        if item.error is not None:  # a bad manifest row: its own error record, never run
-            jobs.append(_error_job(index, item, item.error, options))
+        if item.error is not None:  # a bad manifest row (or a broken link): its own error record, never run
+            jobs.append(Job(index=index, input=item.origin, output=None, outputs=(), options=options,
+                            origin=item.origin, error=item.error))
             continue
         relative = _output_relative(item, output_format)
         target = (out_dir / Path(*relative.parts)).absolute()
@@ -103,28 +129,13 @@ def plan_jobs(items: Sequence[BatchInput], out_dir: Path, options: VampOptions, 
             for path in outputs:
                 check_writable_format(path)
         except ValueError as exc:  # PipelineError, MaskError, AudioError: this row only
-            jobs.append(_error_job(index, item, shown(str(exc)), options, str(target)))
+            jobs.append(Job(index=index, input=item.origin, output=str(target), outputs=(), options=options,
+                            origin=item.origin, error=shown(str(exc))))
             continue
-        options_json = options_to_json(item_options)
-        jobs.append({
-            "index": index,
-            "input": str(item.source.absolute()),
-            "output": str(target),
-            "outputs": [str(p) for p in outputs],
-            "options": options_json,
-            "output_sample_rate": None if rate is None else int(rate),
-            "options_sha256": options_digest(options_json, rate),
-            "origin": item.origin,
-        })
+        jobs.append(Job(index=index, input=str(item.source.absolute()), output=str(target),
+                        outputs=tuple(str(p) for p in outputs), options=item_options,
+                        output_sample_rate=None if rate is None else int(rate), origin=item.origin))
     return jobs
-
-
-def _error_job(index: int, item: BatchInput, error: str, options: VampOptions,
-               output: Optional[str] = None) -> Dict[str, Any]:
-    """A planned job that is only an error record (a bad manifest row)."""
-    return {"index": index, "input": item.origin, "output": output, "outputs": [],
-            "options": options_to_json(options), "output_sample_rate": None, "options_sha256": None,
-            "origin": item.origin, "error": error}
 
 
 @dataclass
@@ -134,10 +145,10 @@ class BatchSummary:
     skipped: int = 0
     audio_seconds: float = 0.0  # input audio vamped by this run (ok records)
 
-    def add(self, record: Mapping[str, Any]) -> None:
-        setattr(self, record["status"], getattr(self, record["status"]) + 1)
-        if record["status"] == "ok" and record.get("duration"):
-            self.audio_seconds += float(record["duration"])
+    def add(self, record: Record) -> None:
+        setattr(self, record.status, getattr(self, record.status) + 1)
+        if record.status == "ok" and record.duration:
+            self.audio_seconds += float(record.duration)
 
 
 class _Progress:
@@ -162,16 +173,16 @@ class _Progress:
         failed = f" {self.summary.error} failed," if self.summary.error else ""
         self.bar.set_postfix_str(f"{failed} {rate:.2f} audio-s/s | {self.current}", refresh=True)
 
-    def start(self, job: Mapping[str, Any]) -> None:
+    def start(self, job: Job) -> None:
         self.starts_known = True
-        self.current = Path(job["input"]).name
+        self.current = Path(job.input).name
         self._refresh()
 
-    def finish(self, record: Mapping[str, Any]) -> None:
+    def finish(self, record: Record) -> None:
         self.summary.add(record)
         if self.bar is not None:
-            if record["status"] != "skipped" and not self.starts_known:
-                self.current = "last: " + Path(record["input"]).name
+            if record.status != "skipped" and not self.starts_known:
+                self.current = "last: " + Path(record.input).name
             self.bar.update(1)
         self._refresh()
 
@@ -180,7 +191,7 @@ class _Progress:
             self.bar.close()
 
 
-def vamp_many(
+def run_batch(
     inputs: Union[PathLike, Iterable[PathLike]],
     out_dir: PathLike,
     options: Optional[VampOptions] = None,
@@ -195,9 +206,9 @@ def vamp_many(
     ray_address: Optional[str] = None,
     progress: bool = False,
     log: Optional[Callable[[str], None]] = None,
-) -> List[Dict[str, Any]]:
+) -> List[Record]:
     """Vamp every audio file of `inputs` (files, folders, CSV/JSONL manifests) into `out_dir`, mirroring their
-    relative paths; returns this run's records (also appended to ``out_dir/vampnet-batch.jsonl``).
+    relative paths; returns this run's ``Record``s (also appended to ``out_dir/vampnet-batch.jsonl``).
 
     Files whose outputs already exist are ``skipped``; a file that fails is an ``error`` record and the batch goes
     on. ``models`` is a bundle directory (default: the demo bundle). ``workers`` processes (or Ray actors) each get
@@ -206,7 +217,6 @@ def vamp_many(
     from ..bundle import read_manifest_info
 
     options = options if options is not None else VampOptions()
-    note = log if log is not None else (lambda _m: None)
     if engine not in ENGINES:
         raise BatchError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if int(workers) < 1:
@@ -218,23 +228,19 @@ def vamp_many(
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise BatchError(f"{out}: exists and is not a directory")
-    if models is not None:
-        bundle_path = Path(models)
-    else:
-        from ..demo import demo_bundle_path
-
-        bundle_path = demo_bundle_path(log=log)
+    bundle_path, _ = bundle_dir(models, log)  # the demo bundle without `models` (the note goes to `log`)
     n_codebooks = read_manifest_info(bundle_path).n_codebooks  # cheap checks before any hashing
     bundle = str(bundle_path.absolute())
+    note = log if log is not None else (lambda _m: None)
     given = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     check_out_dir(out, [Path(p).expanduser() for p in given if Path(p).expanduser().is_dir()])
     items = collect_inputs(given, exclude=out)
     jobs = plan_jobs(items, out, options, n_codebooks=n_codebooks, output_format=output_format,
                      per_file_seed=per_file_seed, output_sample_rate=output_sample_rate)
-    runnable = [job for job in jobs if "error" not in job]
+    runnable = [job for job in jobs if job.error is None]
     previous = read_report(out / REPORT_NAME) if existing_regular_file(out / REPORT_NAME) else []
     own = own_outputs(previous) | read_planned(out / PLANNED_NAME)
-    check_plan([(job["origin"], Path(job["input"]), [Path(p) for p in job["outputs"]]) for job in runnable],
+    check_plan([(job.origin or job.input, Path(job.input), [Path(p) for p in job.outputs]) for job in runnable],
                own, REPORT_NAME)
     if engine == "local":
         workers = _cap(int(workers), "--workers", note)
@@ -243,32 +249,28 @@ def vamp_many(
     threads = int(threads) if threads is not None else default_threads(int(workers))
 
     out.mkdir(parents=True, exist_ok=True)
-    records: List[Dict[str, Any]] = []
+    records: List[Record] = []
     bar = _Progress(len(jobs), progress)
     finished_with = _finished_options(previous)
     changed = 0
     with ReportWriter(out / REPORT_NAME) as report:
-        record_planned(out / PLANNED_NAME, out, [p for job in runnable for p in job["outputs"]
-                                                 if str(Path(os.path.realpath(p))) not in own])
+        record_planned(out / PLANNED_NAME, out, [p for job in runnable for p in job.outputs
+                                                 if os.path.realpath(p) not in own])
 
-        def on_record(record: Dict[str, Any]) -> None:
+        def on_record(record: Record) -> None:
             report.write(record)
             records.append(record)
             bar.finish(record)
 
         todo = []
         for job in jobs:
-            if "error" in job:
-                on_record(make_record(input=job["input"], output=job["output"], outputs=[], status="error",
-                                      seed=int(job["options"]["seed"]), error=job["error"]))
-            elif outputs_complete(job["outputs"]):
-                before = finished_with.get(tuple(job["outputs"]))
-                differs = None if before is None else before != job["options_sha256"]
+            if job.error is not None:
+                on_record(job.record("error", error=job.error))
+            elif outputs_complete(job.outputs):
+                before = finished_with.get(tuple(job.outputs), _UNKNOWN)
+                differs = None if before is _UNKNOWN or before is None else before != job.options_sha256
                 changed += bool(differs)
-                on_record(make_record(input=job["input"], output=job["output"], outputs=job["outputs"],
-                                      status="skipped", seed=int(job["options"]["seed"]),
-                                      duration=input_duration(job["input"]), options_sha256=job["options_sha256"],
-                                      options_changed=differs))
+                on_record(job.record("skipped", duration=input_duration(job.input), options_changed=differs))
             else:
                 todo.append(job)
         if changed:
@@ -291,25 +293,7 @@ def vamp_many(
     return records
 
 
-def _finished_options(records: Sequence[Mapping[str, Any]]) -> Dict[tuple, Optional[str]]:
-    """The options digest each finished output set was made with: the last ``ok`` record's (skipped records carry
-    the digest of the run that skipped them, not of the run that made the files)."""
-    made: Dict[tuple, Optional[str]] = {}
-    for record in records:
-        if record.get("status") == "ok" and isinstance(record.get("outputs"), list):
-            made[tuple(record["outputs"])] = record.get("options_sha256")
-    return made
-
-
-def record_planned(path: Path, out: Path, outputs: Sequence[str]) -> None:
-    """Append this run's planned outputs to the journal (one path relative to --out per line, fsynced) before any
-    work: a file one of them names is the batch's own even when its record was lost (a killed driver, Ray)."""
-    if not outputs:
-        return
-    fd = open_report(path)
-    try:
-        lines = "".join(os.path.relpath(p, out).replace(os.sep, "/") + "\n" for p in outputs)
-        os.write(fd, lines.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def vamp_many(inputs: Union[PathLike, Iterable[PathLike]], out_dir: PathLike, options: Optional[VampOptions] = None,
+              **kwargs: Any) -> List[Dict[str, Any]]:
+    """``run_batch`` (same arguments) returning the records as the report's JSON objects."""
+    return [record.to_json() for record in run_batch(inputs, out_dir, options, **kwargs)]

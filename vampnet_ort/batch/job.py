@@ -1,19 +1,69 @@
-"""One unit of batch work, the same for every engine: a plain-data job in, ``Pipeline.vamp_file``, a record out.
+"""One unit of batch work, the same for every engine: a ``Job`` in, ``Pipeline.plan_file`` + ``run``, a ``Record``
+out.
 
-A job is a JSON-able dict (it crosses process queues and Ray rows):
-``{"index", "input", "output", "outputs", "options" (VampOptions as a dict), "output_sample_rate"}``.
+A job crosses process queues and Ray rows as ``Job.to_json()`` (plain JSON data: the options in their one
+serialised form, ``options.options_to_json``) and is rebuilt with ``Job.from_json`` where it runs.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from ..pipeline import Pipeline
 from ..frontend import describe_error
-from ..options import options_from_json
-from .report import make_record
+from ..options import VampOptions, options_from_json, options_to_json
+from ..pipeline import Pipeline
+from .report import Record, make_record
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file's planned work: where its output(s) go and the options (per-file overrides applied)."""
+
+    index: int
+    input: str  # absolute (a bad manifest row: "list.csv:3")
+    output: Optional[str]  # the output asked for (absolute); with variations the files are `outputs`
+    outputs: Tuple[str, ...]
+    options: VampOptions
+    output_sample_rate: Optional[int] = None
+    origin: str = ""  # for messages: the path as given, or "list.csv:3"
+    error: Optional[str] = None  # a bad manifest row (or a broken link): never run, only its error record
+
+    @property
+    def seed(self) -> int:
+        return int(self.options.seed)
+
+    @property
+    def options_sha256(self) -> Optional[str]:
+        """sha256 of the options and output rate (recorded, so a rerun can say when they changed)."""
+        if self.error is not None:
+            return None
+        from .safety import options_digest
+
+        return options_digest(options_to_json(self.options), self.output_sample_rate)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"index": self.index, "input": self.input, "output": self.output, "outputs": list(self.outputs),
+                "options": options_to_json(self.options), "output_sample_rate": self.output_sample_rate,
+                "origin": self.origin, "error": self.error}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> "Job":
+        rate = data.get("output_sample_rate")
+        return Job(index=int(data["index"]), input=str(data["input"]),
+                   output=None if data.get("output") is None else str(data["output"]),
+                   outputs=tuple(str(o) for o in data["outputs"]), options=options_from_json(data["options"]),
+                   output_sample_rate=None if rate is None else int(rate), origin=str(data.get("origin", "")),
+                   error=data.get("error"))
+
+    def record(self, status: str, *, error: Optional[str] = None, seconds: float = 0.0,
+               duration: Optional[float] = None, options_changed: Optional[bool] = None) -> Record:
+        """This job's report record (an error record lists no outputs)."""
+        return make_record(input=self.input, output=self.output, outputs=self.outputs, status=status,
+                           seed=self.seed, error=error, seconds=seconds, duration=duration,
+                           options_sha256=self.options_sha256, options_changed=options_changed)
 
 
 def one_line(exc: BaseException) -> str:
@@ -53,27 +103,25 @@ def input_duration(path: str) -> Optional[float]:
         return None
 
 
-def run_job(pipe: Pipeline, job: Mapping[str, Any], on_finished: Any = None) -> Dict[str, Any]:
+def run_job(pipe: Pipeline, job: Job, on_finished: Any = None) -> Record:
     """Vamp one file; never raises for a bad file (an ``error`` record), only for KeyboardInterrupt/SystemExit.
 
-    `on_finished.interruptible` (when given) is set False the moment ``vamp_file`` has returned, so that a stop
+    `on_finished.interruptible` (when given) is set False the moment the vamp has returned, so that a stop
     request from then on waits for the record (``local._StopControl``)."""
     started = time.perf_counter()
-    options = options_from_json(job["options"])
-    target = Path(job["output"])
-    duration = input_duration(job["input"])
+    target = Path(job.output)
+    duration = input_duration(job.input)
     error: Optional[str] = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)  # concurrent workers: exist_ok; never removed again
-        remove_partials(job["outputs"])  # left by a run that was killed (SIGKILL) mid-write
+        remove_partials(job.outputs)  # left by a run that was killed (SIGKILL) mid-write
         try:
-            pipe.vamp_file(job["input"], target, options, output_sample_rate=job.get("output_sample_rate"))
+            planned = pipe.plan_file(job.input, target, job.options, output_sample_rate=job.output_sample_rate)
+            pipe.run(planned)
         finally:
-            if on_finished is not None:  # also on KeyboardInterrupt: vamp_file has removed its files by now
+            if on_finished is not None:  # also on KeyboardInterrupt: run has removed its files by now
                 on_finished.interruptible = False
-    except Exception as exc:  # MemoryError included; KeyboardInterrupt propagates (vamp_file cleans up)
+    except Exception as exc:  # MemoryError included; KeyboardInterrupt propagates (run cleans up)
         error = one_line(exc)
-    return make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
-                       status="ok" if error is None else "error", error=error, seed=int(options.seed),
-                       seconds=time.perf_counter() - started, duration=duration,
-                       options_sha256=job.get("options_sha256"))
+    return job.record("ok" if error is None else "error", error=error, seconds=time.perf_counter() - started,
+                      duration=duration)

@@ -2,11 +2,9 @@
 
 The driver hands a job to a worker only when that worker is idle, so it always knows which file each worker
 holds: a worker that dies (a crash, the OOM killer) turns its file into an ``error`` record and is replaced.
-Workers ignore SIGINT and SIGHUP; on Ctrl-C (or SIGTERM / SIGHUP to the driver, which the command turns into the
-same stop) the driver stops handing out work and sends each worker SIGTERM, which a worker turns into
-KeyboardInterrupt: the pipeline's atomic writers remove their temporary files, no output is left half-written,
-and the driver sweeps what a hard kill may have left. A worker gets SIGTERM when the driver dies, even by SIGKILL
-(Linux ``PR_SET_PDEATHSIG``): no worker outlives its batch.
+Workers ignore SIGINT; on Ctrl-C the driver stops handing out work and sends each worker SIGTERM, which a
+worker turns into KeyboardInterrupt: the pipeline's atomic writers remove their temporary files, no output is
+left half-written, and the driver sweeps what a hard kill may have left.
 """
 
 from __future__ import annotations
@@ -18,10 +16,10 @@ import queue
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from .job import input_duration, one_line, remove_partials, run_job
-from .report import make_record
+from .job import Job, input_duration, one_line, remove_partials, run_job
+from .report import Record
 
 WORKER_STOP_TIMEOUT_S = 30.0
 _POLL_S = 0.25
@@ -76,7 +74,7 @@ def _worker_main(worker_id: int, bundle: str, threads: int, tasks: Any, results:
     control = _StopControl()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver coordinates Ctrl-C,
     if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a terminal's hangup (it reaches the whole process group)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # and a terminal's hangup (it reaches the process group)
     signal.signal(signal.SIGTERM, control.on_sigterm)
     if parent:
         _die_with_parent(parent)
@@ -90,10 +88,11 @@ def _worker_main(worker_id: int, bundle: str, threads: int, tasks: Any, results:
             return
         results.put(("ready", worker_id, None))
         while not control.stop_requested:
-            job = tasks.get()
-            if job is None:
+            data = tasks.get()
+            if data is None:
                 return
-            results.put(("start", worker_id, job["index"]))
+            job = Job.from_json(data)  # the queue carries Job.to_json(): one serialised form of the options
+            results.put(("start", worker_id, job.index))
             record = run_job(pipe, job, on_finished=control)
             results.put(("done", worker_id, record))
             control.interruptible = True
@@ -110,19 +109,19 @@ class _Worker:
                                    name=f"vampnet-batch-{worker_id}", daemon=True)
         with _sigint_ignored():  # inherited through exec: a Ctrl-C during start-up reaches only the driver
             self.process.start()
-        self.job: Optional[Mapping[str, Any]] = None  # the job it holds
+        self.job: Optional[Job] = None  # the job it holds
         self.ready = False
         self.since = time.perf_counter()
 
-    def give(self, job: Optional[Mapping[str, Any]]) -> None:
+    def give(self, job: Optional[Job]) -> None:
         self.job = job
         self.since = time.perf_counter()
-        self.tasks.put(job)
+        self.tasks.put(None if job is None else job.to_json())
 
 
-def run_local(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threads: int,
-              on_start: Callable[[Mapping[str, Any]], None],
-              on_record: Callable[[Dict[str, Any]], None]) -> None:
+def run_local(jobs: List[Job], *, bundle: str, workers: int, threads: int,
+              on_start: Callable[[Job], None],
+              on_record: Callable[[Record], None]) -> None:
     """Process `jobs` on `workers` processes of `threads` intra-op threads each, reporting through the callbacks
     (called in this process). KeyboardInterrupt stops the workers cleanly and propagates."""
     if not jobs:
@@ -157,13 +156,10 @@ def run_local(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threa
                         job = worker.job
                         code = worker.process.exitcode
                         why = f"signal {-code}" if code < 0 else f"exit status {code}"
-                        remove_partials(job["outputs"])
-                        on_record(make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
-                                              status="error", seed=int(job["options"]["seed"]),
-                                              error=f"the worker process died ({why}) on this file",
-                                              seconds=time.perf_counter() - worker.since,
-                                              duration=input_duration(job["input"]),
-                                              options_sha256=job.get("options_sha256")))
+                        remove_partials(job.outputs)
+                        on_record(job.record("error", error=f"the worker process died ({why}) on this file",
+                                             seconds=time.perf_counter() - worker.since,
+                                             duration=input_duration(job.input)))
                     if todo and restarts_left > 0:
                         restarts_left -= 1
                         start_worker()
@@ -193,8 +189,8 @@ def run_local(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threa
                 break
             except Exception:  # a message torn by a killed worker
                 break
-            if kind == "done" and payload["output"] not in finished:
-                finished.add(payload["output"])
+            if kind == "done" and payload.output not in finished:
+                finished.add(payload.output)
                 on_record(payload)
 
 
@@ -214,6 +210,6 @@ def _stop(pool: List[_Worker]) -> None:
             worker.process.kill()
             worker.process.join()
         if worker.job is not None:
-            remove_partials(worker.job["outputs"])
+            remove_partials(worker.job.outputs)
         worker.tasks.close()
         worker.tasks.cancel_join_thread()

@@ -15,10 +15,10 @@ import json
 import logging
 import os
 import tempfile
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from .job import one_line, remove_partials, run_job
-from .report import make_record
+from .job import Job, one_line, remove_partials, run_job
+from .report import Record
 
 OBJECT_STORE_BYTES = 256 * 1024 * 1024  # rows are small JSON strings; a local instance needs little
 
@@ -55,12 +55,13 @@ class RayVamper:
         self.pipe = Pipeline(bundle, intra_op_threads=threads, progress=False)
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, List[str]]:
-        records = [json.dumps(run_job(self.pipe, json.loads(str(job)))) for job in batch["job"]]
+        records = [json.dumps(run_job(self.pipe, Job.from_json(json.loads(str(job)))).to_json())
+                   for job in batch["job"]]
         return {"record": records}
 
 
-def run_ray(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threads: int, address: Optional[str],
-            on_record: Callable[[Dict[str, Any]], None],
+def run_ray(jobs: List[Job], *, bundle: str, workers: int, threads: int, address: Optional[str],
+            on_record: Callable[[Record], None],
             quiet: bool = True) -> None:
     """Process `jobs` with Ray Data; records reach `on_record` as the actors finish them (any order; Ray Data
     does not say when a row starts, so progress shows the last file finished)."""
@@ -70,7 +71,7 @@ def run_ray(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threads
     if ray.is_initialized():  # the caller's own Ray session (Python API): use it, leave it running
         if address is not None:
             raise ValueError("Ray is already initialized in this process; call without ray_address to use it")
-        pending = {str(job["output"]): job for job in jobs}
+        pending = {job.output: job for job in jobs}
         try:
             return _run(ray, jobs, pending, bundle=bundle, workers=workers, threads=threads, on_record=on_record)
         finally:
@@ -87,7 +88,7 @@ def run_ray(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threads
             ray.init(address=address, **init)
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.WARNING if not quiet else logging.ERROR)
-    pending = {str(job["output"]): job for job in jobs}
+    pending = {job.output: job for job in jobs}
     try:
         _run(ray, jobs, pending, bundle=bundle, workers=workers, threads=threads, on_record=on_record)
     finally:
@@ -96,33 +97,31 @@ def run_ray(jobs: List[Mapping[str, Any]], *, bundle: str, workers: int, threads
         _sweep(pending)
 
 
-def _sweep(pending: Dict[str, Mapping[str, Any]]) -> None:
+def _sweep(pending: Dict[str, Job]) -> None:
     """Remove temporary files that stopped actors may have left for the files that did not finish."""
     for job in pending.values():
-        remove_partials(job["outputs"])
+        remove_partials(job.outputs)
 
 
-def _run(ray: Any, jobs: List[Mapping[str, Any]], pending: Dict[str, Mapping[str, Any]], *, bundle: str,
-         workers: int, threads: int, on_record: Callable[[Dict[str, Any]], None]) -> None:
+def _run(ray: Any, jobs: List[Job], pending: Dict[str, Job], *, bundle: str,
+         workers: int, threads: int, on_record: Callable[[Record], None]) -> None:
     """Run the dataset; `pending` (output -> job) loses each job whose record came back."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_options.preserve_order = False
-    rows = [{"job": json.dumps(job)} for job in jobs]
+    rows = [{"job": json.dumps(job.to_json())} for job in jobs]  # one serialised form of the options
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one row per block: even spread
     vamped = dataset.map_batches(RayVamper, fn_constructor_kwargs=dict(bundle=bundle, threads=threads),
                                  batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
                                  num_cpus=threads, batch_format="numpy")
     try:
         for row in vamped.iter_rows():
-            record = json.loads(row["record"])
-            pending.pop(str(record["output"]), None)
+            record = Record.from_json(json.loads(row["record"]))
+            pending.pop(record.output, None)
             on_record(record)
     except Exception as exc:  # the Ray job failed as a whole (an actor could not start, a node was lost)
         message = f"ray: {one_line(exc)}"
         for job in list(pending.values()):
-            remove_partials(job["outputs"])
-            on_record(make_record(input=job["input"], output=job["output"], outputs=list(job["outputs"]),
-                                  status="error", seed=int(job["options"]["seed"]), error=message,
-                                  options_sha256=job.get("options_sha256")))
+            remove_partials(job.outputs)
+            on_record(job.record("error", error=message))
         pending.clear()

@@ -6,11 +6,12 @@
 import { Pipeline, PipelineError, bundleInfo } from './pipeline.js';
 import { MODEL_FILES } from './bundle.js';
 import { resolveOptions, VAMP_DEFAULTS } from './options.js';
+import { chooseBackend } from './backend.js';
 
 export const SAMPLE_RATE = 44100;
 
 class WorkerRunner {
-  constructor(models, baseUrl, manifest, threads, onLoadProgress) {
+  constructor(models, baseUrl, manifest, threads, backend, onLoadProgress) {
     this.workers = new Map();
     this.pending = new Map();
     this.nextId = 1;
@@ -38,7 +39,7 @@ class WorkerRunner {
           }
         };
       }));
-      worker.postMessage({ type: 'load', model, baseUrl, manifest, threads });
+      worker.postMessage({ type: 'load', model, baseUrl, manifest, threads, backend });
     }
   }
 
@@ -50,13 +51,14 @@ class WorkerRunner {
     else call.reject(Object.assign(new Error(data.message), { kind: data.kind }));
   }
 
-  run(model, feeds) {
+  /** Resolves to the model's first output {data, dims}, or to the output named `output`. */
+  run(model, feeds, output = null) {
     const worker = this.workers.get(model);
     if (!worker) return Promise.reject(new PipelineError(`the bundle has no ${MODEL_FILES[model]}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, model });
-      worker.postMessage({ type: 'run', id, feeds });
+      worker.postMessage({ type: 'run', id, feeds, output });
     });
   }
 }
@@ -76,8 +78,10 @@ export async function resampleMono(samples, sampleRate) {
   return rendered.getChannelData(0).slice();
 }
 
-/** Create window.vampnet for the bundle at `baseUrl` (a URL ending in /). */
-export function createApi({ baseUrl, threads, onLoadProgress = () => {}, onProgress = () => {} }) {
+/** Create window.vampnet for the bundle at `baseUrl` (a URL ending in /). backend: 'auto' (WebGPU when the browser
+ * has an adapter, else wasm), 'webgpu' or 'wasm'; `ready` resolves with the one in use. */
+export function createApi({ baseUrl, threads, backend = 'auto', onLoadProgress = () => {}, onProgress = () => {},
+  only = null }) {
   let pipeline = null;
   let manifest = null;
   let busy = false;
@@ -95,11 +99,14 @@ export function createApi({ baseUrl, threads, onLoadProgress = () => {}, onProgr
       throw new Error("the bundle's vampnet.json is not valid JSON");
     }
     const info = bundleInfo(manifest);
-    const models = ['codec_encoder', 'codec_decoder', 'coarse', ...(info.c2f ? ['c2f'] : [])];
-    const runner = new WorkerRunner(models, baseUrl, manifest, threads, onLoadProgress);
+    // `only`: load just these models (benchmarks/bench_web.py times coarse steps with ['coarse'])
+    const models = ['codec_encoder', 'codec_decoder', 'coarse', ...(info.c2f ? ['c2f'] : [])]
+      .filter((m) => !only || only.includes(m));
+    const used = await chooseBackend(backend);
+    const runner = new WorkerRunner(models, baseUrl, manifest, threads, used, onLoadProgress);
     await Promise.all(runner.loads);
     pipeline = new Pipeline(manifest, runner, { onProgress });
-    return { demo: info.demo, sampleRate: info.sampleRate, nCodebooks: info.nCodebooks, threads };
+    return { demo: info.demo, sampleRate: info.sampleRate, nCodebooks: info.nCodebooks, threads, backend: used };
   })();
 
   async function vamp(samples, sampleRate, options = {}) {
@@ -119,5 +126,26 @@ export function createApi({ baseUrl, threads, onLoadProgress = () => {}, onProgr
     }
   }
 
-  return { ready, vamp, get manifest() { return manifest; }, defaults: () => structuredClone(VAMP_DEFAULTS) };
+  /** Seconds of one coarse decode step (the first of `steps`) at `frames` frames, every position masked, through
+   * the loaded coarse model; needs the step-window graph (vampnet-ort web serves it). For benchmarks. */
+  async function timeCoarseStep(frames = 575, steps = 36) {
+    await ready;
+    if (!pipeline.stepGraphs.coarse) throw new PipelineError('timeCoarseStep needs the step-window coarse graph');
+    const n = pipeline.info.coarse.n_codebooks;
+    const size = n * frames;
+    const i64 = (data, dims) => ({ type: 'int64', data, dims });
+    const f32 = (v) => ({ type: 'float32', data: Float32Array.of(v), dims: [] });
+    const s64 = (v) => i64(BigInt64Array.of(BigInt(v)), []);
+    const feeds = {
+      codes: i64(new BigInt64Array(size), [1, n, frames]), mask: i64(new BigInt64Array(size).fill(1n), [1, n, frames]),
+      seed: s64(0), num_steps: s64(steps), temperature: f32(1), mask_temperature: f32(10.5), top_p: f32(0),
+      typical_mass: f32(0), typical_min_tokens: s64(1), sample_cutoff: f32(1),
+      first_step: s64(0), step_count: s64(1), n0: i64(BigInt64Array.of(BigInt(size)), [1]),
+    };
+    const t0 = performance.now();
+    await pipeline.run('coarse', feeds, 'next_out');
+    return (performance.now() - t0) / 1000;
+  }
+
+  return { ready, vamp, timeCoarseStep, get manifest() { return manifest; }, defaults: () => structuredClone(VAMP_DEFAULTS) };
 }

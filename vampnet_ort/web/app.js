@@ -5,6 +5,7 @@ import { buildMask, MaskRng } from './masks.js';
 import { numFrames } from './chunks.js';
 import { encodeWav } from './wav.js';
 import { resolveOptions } from './options.js';
+import { BACKENDS } from './backend.js';
 
 const $ = (id) => document.getElementById(id);
 const STAGES = ['load', 'encode', 'coarse', 'c2f', 'decode'];
@@ -34,9 +35,21 @@ const asked = Number(new URLSearchParams(location.search).get('threads'));
 const threads = !self.crossOriginIsolated ? 1
   : Number.isInteger(asked) && asked >= 1 ? Math.min(asked, navigator.hardwareConcurrency || 1)
     : Math.min(2, navigator.hardwareConcurrency || 1);
+// backend: ?backend=auto|webgpu|wasm (the page's backend control reloads with it); auto = WebGPU when available
+const params = new URLSearchParams(location.search);
+const askedBackend = BACKENDS.includes(params.get('backend')) ? params.get('backend') : 'auto';
+$('backend').value = askedBackend;
+$('backend').addEventListener('change', () => {
+  params.set('backend', $('backend').value);
+  location.search = params.toString(); // sessions are made per backend at load: reload with the new choice
+});
+// ?only=coarse,...: load just those models (benchmarks; the page cannot vamp then)
+const only = params.get('only') ? params.get('only').split(',') : null;
 const api = createApi({
   baseUrl: new URL('bundle/', location.href).href,
   threads,
+  backend: askedBackend,
+  only,
   onLoadProgress: (model, loaded, total) => {
     loadProgress.set(model, [loaded, total]);
     let a = 0;
@@ -50,7 +63,10 @@ window.vampnet = api;
 
 api.ready.then((ready) => {
   info = ready;
-  $('bundle-status').textContent = `Bundle loaded and verified (sha256) — ${threads} wasm thread(s) per model.`;
+  const backendText = ready.backend === 'webgpu' ? 'WebGPU (GPU), CPU fallback in wasm' : `wasm (CPU), ${threads} thread(s) per model`;
+  $('backend-status').textContent = `Backend: ${backendText}${askedBackend === 'auto' ? ' — chosen automatically' : ''}.`;
+  $('backend-status').dataset.backend = ready.backend;
+  $('bundle-status').textContent = `Bundle loaded and verified (sha256) — backend ${ready.backend}.`;
   $('demo-note').hidden = !ready.demo;
   setProgress('load', 1, 1);
   updateButton();

@@ -15,13 +15,18 @@ export class BundleError extends Error {
   }
 }
 
-/** {file, external}: the model's .onnx name and the external-data files it loads (`<file>.data` when listed). */
+/** {file, external, steps}: the model's .onnx name and the external-data files it loads (`<file>.data` when
+ * listed). For coarse / c2f, the step-window graph the server derives (manifest.step_graphs, vampnet-ort web:
+ * same weights, runs a window of steps so the page shows progress per step) when the manifest lists one. */
 export function modelFiles(manifest, model) {
-  const file = MODEL_FILES[model];
-  if (!file) throw new BundleError(`unknown model ${model}`);
-  if (!manifest.files || !manifest.files[file]) throw new BundleError(`the bundle lists no ${file}`);
-  const external = Object.keys(manifest.files).filter((name) => name === `${file}.data`);
-  return { file, external };
+  const original = MODEL_FILES[model];
+  if (!original) throw new BundleError(`unknown model ${model}`);
+  if (!manifest.files || !manifest.files[original]) throw new BundleError(`the bundle lists no ${original}`);
+  const stepGraph = manifest.step_graphs && manifest.step_graphs[model];
+  const steps = Boolean(stepGraph && manifest.files[stepGraph]);
+  const file = steps ? stepGraph : original;
+  const external = Object.keys(manifest.files).filter((name) => name === `${original}.data`);
+  return { file, external, steps };
 }
 
 export async function sha256Hex(bytes) {

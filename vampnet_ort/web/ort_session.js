@@ -1,5 +1,6 @@
-// Creating and running one onnxruntime-web session (wasm backend), shared by the page's Web Workers and the Node
-// tests: prepacking off, external data passed explicitly, and ORT's opaque failures turned into clear messages.
+// Creating and running one onnxruntime-web session (wasm or WebGPU backend), shared by the page's Web Workers and
+// the Node tests: prepacking off, external data passed explicitly, and ORT's opaque failures turned into clear
+// messages.
 
 export class SessionError extends Error {
   constructor(message, kind = 'session') {
@@ -29,12 +30,13 @@ export function explainOrtError(err, file, phase) {
   return new SessionError(`${file}: onnxruntime-web failed while ${phase} it (${first})`);
 }
 
-/** An InferenceSession of model bytes `model` (Uint8Array) with externalData [{path, data: Uint8Array}]. */
-export async function createSession(ort, file, model, externalData, { threads = 1 } = {}) {
+/** An InferenceSession of model bytes `model` (Uint8Array) with externalData [{path, data: Uint8Array}].
+ * backend: 'wasm' or 'webgpu' (the `ort` module must be a build with WebGPU: ort.webgpu*.mjs or ort.min.mjs). */
+export async function createSession(ort, file, model, externalData, { threads = 1, backend = 'wasm' } = {}) {
   ort.env.wasm.numThreads = threads;
   try {
     return await ort.InferenceSession.create(model, {
-      executionProviders: ['wasm'],
+      executionProviders: [backend],
       externalData,
       extra: { session: { disable_prepacking: '1' } },
     });
@@ -43,8 +45,9 @@ export async function createSession(ort, file, model, externalData, { threads = 
   }
 }
 
-/** Run `session` on plain feeds {name: {type, data, dims}}; resolves to its first output {data, dims}. */
-export async function runSession(ort, session, file, feeds) {
+/** Run `session` on plain feeds {name: {type, data, dims}}; resolves to its first output {data, dims}, or to the
+ * output named `output` when given. */
+export async function runSession(ort, session, file, feeds, output = null) {
   const tensors = {};
   for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
   let results;
@@ -53,7 +56,7 @@ export async function runSession(ort, session, file, feeds) {
   } catch (err) {
     throw explainOrtError(err, file, 'running');
   }
-  const out = results[session.outputNames[0]];
+  const out = results[output ?? session.outputNames[0]];
   const value = { data: out.data, dims: Array.from(out.dims) };
   for (const t of Object.values(results)) t.dispose?.();
   return value;

@@ -85,10 +85,45 @@ export class Pipeline {
     this.info = bundleInfo(manifest);
     this.runner = runner;
     this.onProgress = onProgress;
+    // coarse / c2f served in step-window form (vampnet-ort web, manifest.step_graphs): run one step per call
+    this.stepGraphs = { ...(manifest.step_graphs || {}) };
   }
 
-  async run(model, feeds) {
-    return this.runner.run(model, feeds);
+  async run(model, feeds, output = null) {
+    return this.runner.run(model, feeds, output);
+  }
+
+  /** One chunk's decode through `model` (coarse / c2f); onStep(done, total) after each step when the model is in
+   * step-window form (vampnet_ort/decode_steps.py: window k feeds window k-1's next_out with an all-zero mask and
+   * the step-0 MASK count n0), else once at the end. Same codes either way. */
+  async decodeChunk(model, feeds, dims, onStep) {
+    const steps = Number(feeds.num_steps.data[0]);
+    if (!this.stepGraphs[model]) {
+      const out = await this.run(model, feeds);
+      onStep(steps, steps);
+      return out;
+    }
+    const [nb] = dims;
+    const size = feeds.codes.data.length / nb;
+    const maskToken = BigInt(this.info.maskToken);
+    const n0 = new BigInt64Array(nb);
+    for (let b = 0; b < nb; b++) {
+      let count = 0;
+      for (let i = b * size; i < (b + 1) * size; i++) {
+        if (feeds.mask.data[i] !== 0n || feeds.codes.data[i] === maskToken) count++;
+      }
+      n0[b] = BigInt(count);
+    }
+    let current = feeds;
+    let out = null;
+    for (let step = 0; step < steps; step++) {
+      const last = step === steps - 1;
+      out = await this.run(model, { ...current, first_step: scalarI64(step), step_count: scalarI64(1), n0: i64(n0, [nb]) },
+        last ? 'codes_out' : 'next_out');
+      onStep(step + 1, steps);
+      if (!last) current = { ...current, codes: i64(out.data, dims), mask: i64(new BigInt64Array(out.data.length), dims) };
+    }
+    return out;
   }
 
   /** Pipeline.encode: prepared mono samples (length a multiple of hop) -> codes Int32Array [1, C, T]. */
@@ -183,9 +218,9 @@ export class Pipeline {
       const w = hi - lo;
       const feeds = this.stageFeeds(sliceBCT(codes, shape, 0, n, lo, hi), sliceBCT(effective, [nb, n, total], 0, n, lo, hi),
         [nb, n, w], deriveSeed(seed, passIndex, 0, k), opts);
-      const result = await this.run('coarse', feeds);
+      const result = await this.decodeChunk('coarse', feeds, [nb, n, w],
+        (done, steps) => this.onProgress('coarse', k * steps + done, chunks.length * steps));
       writeBCT(out, [nb, ncAll, total], 0, lo, result.data, n, w);
-      this.onProgress('coarse', k + 1, chunks.length);
     }
     return { codes: out, effective };
   }
@@ -212,9 +247,9 @@ export class Pipeline {
       const [lo, hi] = chunks[k];
       const feeds = this.stageFeeds(sliceBCT(z, [nb, n, padded], 0, n, lo, hi), sliceBCT(m, [nb, n, padded], 0, n, lo, hi),
         [nb, n, hi - lo], deriveSeed(seed, passIndex, 1, k), opts);
-      const result = await this.run('c2f', feeds);
+      const result = await this.decodeChunk('c2f', feeds, [nb, n, hi - lo],
+        (done, steps) => this.onProgress('c2f', k * steps + done, chunks.length * steps));
       writeBCT(out, [nb, n, padded], 0, lo, result.data, n, hi - lo);
-      this.onProgress('c2f', k + 1, chunks.length);
     }
     const result = Int32Array.from(codes);
     for (let b = 0; b < nb; b++) {

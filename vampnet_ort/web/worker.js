@@ -1,12 +1,13 @@
 // One model's onnxruntime-web session in its own Web Worker (own wasm heap: a release-size bundle does not fit in
-// one 4 GiB heap). Messages: {type: 'load', model, baseUrl, manifest, threads} -> {type: 'loaded'} | {type:
-// 'error'}; {type: 'run', id, feeds} -> {type: 'result', id, out} | {type: 'error', id}. Files are fetched here
-// and checked against vampnet.json's sha256 before the session is created.
-import * as ort from './vendor/ort.wasm.min.mjs';
+// one 4 GiB heap). Messages: {type: 'load', model, baseUrl, manifest, threads, backend} -> {type: 'loaded'} |
+// {type: 'error'}; {type: 'run', id, feeds, output} -> {type: 'result', id, out} | {type: 'error', id}. Files are
+// fetched here and checked against vampnet.json's sha256 before the session is created. backend 'wasm' loads
+// onnxruntime-web's wasm-only build, 'webgpu' its WebGPU build (ORT_BUILDS, docs/WEB.md "WebGPU").
 import { fetchVerified, modelFiles } from './bundle.js';
 import { createSession, runSession } from './ort_session.js';
+import { ORT_BUILDS } from './backend.js';
 
-ort.env.wasm.wasmPaths = new URL('./vendor/', import.meta.url).href;
+let ort = null;
 let session = null;
 let file = null;
 
@@ -15,7 +16,10 @@ function fail(err, id) {
   postMessage({ type: 'error', id, message: err.message || String(err), kind });
 }
 
-async function load({ model, baseUrl, manifest, threads }) {
+async function load({ model, baseUrl, manifest, threads, backend = 'wasm' }) {
+  if (!ORT_BUILDS[backend]) throw new Error(`unknown backend ${backend} (wasm or webgpu)`);
+  ort = await import(`./vendor/${ORT_BUILDS[backend]}`);
+  ort.env.wasm.wasmPaths = new URL('./vendor/', import.meta.url).href;
   const files = modelFiles(manifest, model);
   file = files.file;
   let loaded = 0;
@@ -27,7 +31,7 @@ async function load({ model, baseUrl, manifest, threads }) {
   const modelBytes = await fetchVerified(baseUrl, manifest, files.file, progress);
   const external = [];
   for (const name of files.external) external.push({ path: name, data: await fetchVerified(baseUrl, manifest, name, progress) });
-  session = await createSession(ort, files.file, modelBytes, external, { threads });
+  session = await createSession(ort, files.file, modelBytes, external, { threads, backend });
   postMessage({ type: 'loaded', inputs: session.inputNames, outputs: session.outputNames });
 }
 
@@ -41,7 +45,7 @@ onmessage = async ({ data }) => {
   } else if (data.type === 'run') {
     try {
       if (!session) throw new Error(`${file || 'model'}: the session is not loaded`);
-      const out = await runSession(ort, session, file, data.feeds);
+      const out = await runSession(ort, session, file, data.feeds, data.output ?? null);
       postMessage({ type: 'result', id: data.id, out }, [out.data.buffer]);
     } catch (err) {
       fail(err, data.id);
