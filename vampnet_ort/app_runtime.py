@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 import shutil
 import signal
@@ -43,7 +44,9 @@ async def call_cancellable(fn: Callable[..., T], *args: Any) -> T:
         with cancellable(token):
             return fn(*args)
 
-    future = asyncio.get_running_loop().run_in_executor(None, work)
+    # the caller's context variables go along (as asyncio.to_thread does): Gradio finds the job's gr.Progress there
+    context = contextvars.copy_context()
+    future = asyncio.get_running_loop().run_in_executor(None, context.run, work)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
