@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -24,10 +25,11 @@ from vampnet_ort import codec as runtime
 from vampnet_ort.export.checkpoint import Checkpoint, load_checkpoint
 from vampnet_ort.export.codec import decoder_model, encoder_model
 from vampnet_ort.export import quantize
-from vampnet_ort.export.quantize import audio_snr_db, multi_resolution_stft_distance
 from vampnet_ort.export.random_codec import RELEASE_LIKE_CONFIG, random_codec
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from quality_metrics import audio_snr_db, multi_resolution_stft_distance  # noqa: E402  (the tests' metrics)
 
 
 def test_signals(seconds: float, sr: int) -> dict[str, np.ndarray]:

@@ -393,7 +393,8 @@ else:
 
 
 def section_quality(threads: int, frames: int) -> None:
-    from vampnet_ort.export.quantize import logits_metrics
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from quality_metrics import logits_metrics  # the tests' metrics (not part of the shipped exporter)
 
     print("\n== quality vs float32 (random weights, NOT real VampNet) ==")
     models = {}

@@ -32,7 +32,8 @@ from onnx import TensorProto, helper
 from vampnet_ort import ops
 from vampnet_ort.ops import DOMAIN
 
-from .transformer_graph import NodeWriter, TransformerNames, codes_input, emit_forward
+from .graph_writer import NodeWriter
+from .transformer_graph import TransformerNames, codes_input, emit_forward
 from .vampnet_export import StoredStage
 from .vampnet_weights import VampNetConfig
 

@@ -23,7 +23,7 @@ def function_protos() -> list[onnx.FunctionProto]:
 
 @functools.lru_cache(maxsize=1)
 def _function_protos_cached() -> tuple[onnx.FunctionProto, ...]:
-    from . import ALL_FUNCTIONS, HELPER_FUNCTIONS
+    from .functions import ALL_FUNCTIONS, HELPER_FUNCTIONS
 
     return tuple(fn.to_function_proto() for fn in (*ALL_FUNCTIONS, *HELPER_FUNCTIONS))
 

@@ -16,11 +16,12 @@ from op_testing import UNDER_SANITIZER, rss_bytes
 
 
 def _valid_case(op_name: str, seed: int = 0):
+    """A model of the op built for seed's valid case, that case's feeds, and its attributes."""
     spec = SPECS[op_name]
     rng = np.random.default_rng(seed)
-    feeds = spec.make_feeds(rng)
-    model = build_model(spec, feeds, dict(spec.attributes), list(feeds))
-    return model, feeds
+    feeds, attributes = spec.make_feeds(rng)
+    model = build_model(spec, feeds, attributes, list(feeds))
+    return model, feeds, attributes
 
 
 def _session(model: bytes, threads: int = 1) -> ort.InferenceSession:
@@ -29,10 +30,11 @@ def _session(model: bytes, threads: int = 1) -> ort.InferenceSession:
 
 @pytest.mark.parametrize("op_name", sorted(SPECS))
 def test_shared_session_and_parallel_sessions_match_serial(op_name: str) -> None:
-    model, first_feeds = _valid_case(op_name, 0)
-    # The model has fully dynamic dims, so feeds of the same ranks but other shapes run through it too.
-    feeds_list = [_valid_case(op_name, seed)[1] for seed in range(8)]
-    feeds_list = [f for f in feeds_list if all(f[k].ndim == first_feeds[k].ndim for k in f)]
+    model, first_feeds, first_attributes = _valid_case(op_name, 0)
+    # The model has fully dynamic dims, so feeds of the same ranks (and attributes) but other shapes run through it.
+    cases = [_valid_case(op_name, seed)[1:] for seed in range(8)]
+    feeds_list = [f for f, attributes in cases
+                  if attributes == first_attributes and all(f[k].ndim == first_feeds[k].ndim for k in f)]
     serial_session = _session(model)
     expected = [serial_session.run(None, f) for f in feeds_list]
 
@@ -65,7 +67,7 @@ def test_shared_session_and_parallel_sessions_match_serial(op_name: str) -> None
 @pytest.mark.skipif(UNDER_SANITIZER, reason="ASan quarantines freed memory; measured in the plain run")
 @pytest.mark.parametrize("op_name", sorted(SPECS))
 def test_thousand_runs_keep_rss_flat(op_name: str) -> None:
-    model, feeds = _valid_case(op_name)
+    model, feeds, _ = _valid_case(op_name)
     session = _session(model)
     for _ in range(200):  # warm up allocator arenas
         session.run(None, feeds)

@@ -1,7 +1,8 @@
 """The runtime package's import graph: no cycle among ``vampnet_ort`` modules (lazy, function-level imports count:
 they are edges too), and no module imports another module's private (``_name``) functions or reaches for them as
-``module._name``. Static (ast): nothing is imported. The exporter (``vampnet_ort.export``, built from ``export/``)
-is outside this check: its type-only circle is a known, separate item (docs/ARCHITECTURE.md)."""
+``module._name``. Static (ast): nothing is imported. The installed package is assembled from three source folders
+(setup.py): ``vampnet_ort/``, ``ops/`` (``vampnet_ort.ops``) and ``export/`` (``vampnet_ort.export``); all three are
+checked, type-only (``TYPE_CHECKING``) imports included."""
 
 from __future__ import annotations
 
@@ -9,19 +10,19 @@ import ast
 from pathlib import Path
 from typing import Dict, Iterator, List, Set, Tuple
 
-PACKAGE = Path(__file__).resolve().parents[1] / "vampnet_ort"
+ROOT = Path(__file__).resolve().parents[1]
+# installed package name -> source folder (setup.py's PACKAGE_DIRS)
+SOURCES = {"vampnet_ort": ROOT / "vampnet_ort", "vampnet_ort.ops": ROOT / "ops", "vampnet_ort.export": ROOT / "export"}
 
 
 def _modules() -> Dict[str, Path]:
     found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        relative = path.relative_to(PACKAGE.parent).with_suffix("")
-        parts = list(relative.parts)
-        if "export" in parts[1:2]:
-            continue
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        found[".".join(parts)] = path
+    for package, folder in SOURCES.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = [*package.split("."), *path.relative_to(folder).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found.setdefault(".".join(parts), path)
     return found
 
 
@@ -112,3 +113,5 @@ def test_the_graph_sees_the_imports() -> None:  # the checks above would pass va
     assert "vampnet_ort.frontend" in graph["vampnet_ort.batch.command"]
     assert "vampnet_ort.batch.command" in graph["vampnet_ort.cli"]
     assert "vampnet_ort.pipeline" in graph["vampnet_ort"]
+    assert "vampnet_ort.export.graph_writer" in graph["vampnet_ort.export.quantize"]  # a TYPE_CHECKING import
+    assert "vampnet_ort.ops.contract" in graph["vampnet_ort.ops"]

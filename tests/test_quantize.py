@@ -20,7 +20,6 @@ from vampnet_ort.export.quantize import (
     check_precision,
     dequantize_int4_blocks,
     dequantize_int8_columns,
-    logits_metrics,
     quantize_int4_blocks,
     quantize_int8_columns,
     balance_input_rows,
@@ -28,6 +27,7 @@ from vampnet_ort.export.quantize import (
 )
 from vampnet_ort.export.random_checkpoint import random_vampnet_checkpoint, vampnet_kwargs
 from vampnet_ort.export.vampnet_export import export_stage, logits_graph, logits_model
+from quality_metrics import logits_metrics
 
 from op_testing import GOLDEN
 

@@ -17,14 +17,9 @@ import vampnet_ort
 from vampnet_ort import codec as runtime
 from vampnet_ort.codec_geometry import Conv, decoder_plan, iter_layers
 from vampnet_ort.export.codec import codec_config, decoder_model, decoder_precision, encoder_model, export_codec
-from vampnet_ort.export.quantize import (
-    CODEC_INT8_MIN_CHANNELS,
-    audio_snr_db,
-    codec_conv_form,
-    codec_conv_weight_int8,
-    multi_resolution_stft_distance,
-)
+from vampnet_ort.export.quantize import CODEC_INT8_MIN_CHANNELS, codec_conv_form, codec_conv_weight_int8
 from vampnet_ort.export.random_codec import GOLDEN_LIKE_CONFIG, random_codec
+from quality_metrics import audio_snr_db, multi_resolution_stft_distance
 
 
 SNR_GOAL_DB = 30.0

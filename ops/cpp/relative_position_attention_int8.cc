@@ -110,7 +110,7 @@ struct HeadPack {
   float* sv;     // [dhv]
   bool k_bad;    // a K row of this head is not finite
   float* kt;     // portable path only: float k8, [dh4][tk]
-  float* vf;     // portable path only: float v8, [tv][dhv]
+  float* vfl;    // portable path only: float v8, [tv][dhv]
 };
 
 VAMPNET_CPU_DISPATCH
@@ -207,9 +207,9 @@ void scores_float(const uint8_t* qu, int64_t rows, const float* kt, const int32_
   }
 }
 
-// acc[r, e] = sum_j p8[r, j] v8[j, e] for r < rows, e < dhv (p8 rows tk apart; vf [tv][dhv]).
+// acc[r, e] = sum_j p8[r, j] v8[j, e] for r < rows, e < dhv (p8 rows tk apart; vfl [tv][dhv]).
 VAMPNET_CPU_DISPATCH
-void values_float(const uint8_t* p8, int64_t rows, const float* vf, const Layout& lay, float* tmp, int32_t* acc) {
+void values_float(const uint8_t* p8, int64_t rows, const float* vfl, const Layout& lay, float* tmp, int32_t* acc) {
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* p = p8 + r * lay.tk;
     int32_t* out = acc + r * lay.dhv;
@@ -220,7 +220,7 @@ void values_float(const uint8_t* p8, int64_t rows, const float* vf, const Layout
       for (int64_t j = j0; j < j1; ++j) {
         if (p[j] == 0) continue;
         const float pj = static_cast<float>(p[j]);
-        const float* vrow = vf + j * lay.dhv;
+        const float* vrow = vfl + j * lay.dhv;
         for (int64_t e = 0; e < lay.dhv; ++e) tmp[e] += pj * vrow[e];
       }
       for (int64_t e = 0; e < lay.dhv; ++e) out[e] += static_cast<int32_t>(tmp[e]);
@@ -229,14 +229,14 @@ void values_float(const uint8_t* p8, int64_t rows, const float* vf, const Layout
 }
 
 // The float copies of a head's int8 K (transposed, [dh4][tk]) and V ([tv][dhv]) for the portable path.
-void unpack_float(const int8_t* k, const int8_t* v, const Layout& lay, float* kt, float* vf) {
+void unpack_float(const int8_t* k, const int8_t* v, const Layout& lay, float* kt, float* vfl) {
   const int64_t groups = lay.dh4 / 4;
   for (int64_t j = 0; j < lay.tk; ++j) {
     const int8_t* tile = k + (j / kTileK) * groups * 64 + (j % kTileK) * 4;
     for (int64_t d = 0; d < lay.dh4; ++d) kt[d * lay.tk + j] = static_cast<float>(tile[(d / 4) * 64 + d % 4]);
   }
   for (int64_t j = 0; j < lay.tv; ++j) {
-    for (int64_t e = 0; e < lay.dhv; ++e) vf[j * lay.dhv + e] = static_cast<float>(v[((j / 4) * lay.dhv + e) * 4 + j % 4]);
+    for (int64_t e = 0; e < lay.dhv; ++e) vfl[j * lay.dhv + e] = static_cast<float>(v[((j / 4) * lay.dhv + e) * 4 + j % 4]);
   }
 }
 
@@ -399,9 +399,9 @@ void attend_block(const float* qkv, const float* bias_row, const HeadPack& p, fl
   }
 #if VAMPNET_ATTN_INT8_X86
   if (vnni) values_vnni(w.p8.data(), rows, p.v, lay, w.pv.data());
-  else values_float(w.p8.data(), rows, p.vf, lay, w.ftmp.data(), w.pv.data());
+  else values_float(w.p8.data(), rows, p.vfl, lay, w.ftmp.data(), w.pv.data());
 #else
-  values_float(w.p8.data(), rows, p.vf, lay, w.ftmp.data(), w.pv.data());
+  values_float(w.p8.data(), rows, p.vfl, lay, w.ftmp.data(), w.pv.data());
 #endif
   for (int64_t r = 0; r < nq; ++r) {
     float* dst = out + (b * T + q0 + r) * D + h * dh;
@@ -458,7 +458,7 @@ void relative_position_attention_int8(const float* qkv, const float* rel_bias, f
     for (int64_t u = begin; u < end; ++u) {
       HeadPack& p = packs[static_cast<size_t>(u)];
       pack_head(qkv, d, lay, u / H, u % H, p);
-      if (!vnni) unpack_float(p.k, p.v, lay, p.kt, p.vf);
+      if (!vnni) unpack_float(p.k, p.v, lay, p.kt, p.vfl);
     }
   });
   const int64_t query_blocks = (T + kBlockQ - 1) / kBlockQ;
