@@ -16,6 +16,7 @@ def _onnx_view(model: onnx.ModelProto) -> dict:
     """The same summary, computed with the onnx package (the independent reference)."""
     locations: set[str] = set()
     op_types: set[tuple[str, str]] = set()
+    int_attributes: set[tuple[str, str, str, int]] = set()
 
     def tensor(t: onnx.TensorProto) -> None:
         if t.data_location == TensorProto.EXTERNAL:
@@ -25,6 +26,8 @@ def _onnx_view(model: onnx.ModelProto) -> dict:
         for node in ns:
             op_types.add((node.domain, node.op_type))
             for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.INT:
+                    int_attributes.add((node.domain, node.op_type, attr.name, attr.i))
                 if attr.HasField("t"):
                     tensor(attr.t)
                 for t in attr.tensors:
@@ -52,7 +55,7 @@ def _onnx_view(model: onnx.ModelProto) -> dict:
     return {"metadata": {p.key: p.value for p in model.metadata_props},
             "inputs": {v.name: dims(v) for v in model.graph.input},
             "outputs": {v.name: dims(v) for v in model.graph.output},
-            "external": locations, "op_types": op_types}
+            "external": locations, "op_types": op_types, "int_attributes": int_attributes}
 
 
 def _wire_view(data: bytes) -> dict:
@@ -60,7 +63,8 @@ def _wire_view(data: bytes) -> dict:
     return {"metadata": summary.metadata,
             "inputs": {k: v.dims for k, v in summary.inputs.items()},
             "outputs": {k: v.dims for k, v in summary.outputs.items()},
-            "external": summary.external_locations, "op_types": summary.op_types}
+            "external": summary.external_locations, "op_types": summary.op_types,
+            "int_attributes": summary.int_attributes}
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +117,8 @@ def _nested_model() -> onnx.ModelProto:
                                        numpy_helper.from_array(np.array([0, 1], np.int64), "si"), [4])
     graph = helper.make_graph(
         [helper.make_node("Loop", ["n", ""], ["loop_out"], body=outer_body),
+         helper.make_node("MatMulNBits", ["x", "x", "x"], ["q"], domain="com.microsoft", bits=8, K=2, N=2,
+                          block_size=-9223372036854775808),
          helper.make_node("F", ["x"], ["y"], domain="custom")],
         "main",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2]),
@@ -134,6 +140,8 @@ def test_nested_external_data_functions_and_dims_match_onnx() -> None:
     assert got["external"] == {"weights.bin", "sparse_values.bin", "inner.bin", "function.bin"}
     assert got["inputs"] == {"x": [None, 2], "n": []}
     assert ("custom", "F") in got["op_types"] and ("", "Loop") in got["op_types"]
+    assert ("com.microsoft", "MatMulNBits", "bits", 8) in got["int_attributes"]
+    assert ("com.microsoft", "MatMulNBits", "block_size", -2**63) in got["int_attributes"]  # int64 sign
 
 
 @pytest.mark.parametrize("data", [b"", b"\x08", b"\x3a\x05abc", b"\x3a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",

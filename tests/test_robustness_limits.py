@@ -157,6 +157,8 @@ def test_limits_outputs_of_one_run_are_bounded(bundle: Path) -> None:
 def _quantized_node(kind: str) -> onnx.NodeProto:
     if kind == "int8":
         return helper.make_node("DynamicQuantizeMatMul", ["qx", "qw", "qs"], ["qy"], domain="com.microsoft")
+    if kind == "matmulinteger":  # the int8 codec decoder's convs
+        return helper.make_node("MatMulInteger", ["qx", "qw"], ["qy"])
     bits = 8 if kind == "nbits8" else 4
     return helper.make_node("MatMulNBits", ["qx", "qw", "qs"], ["qy"], domain="com.microsoft", K=16, N=16,
                             bits=bits, block_size=16)
@@ -198,7 +200,10 @@ def _set_precision(bundle_dir: Path, name: str, precision: object, *, metadata: 
     ("int8", "float32", None, "says precision float32 but the graph's linears are int8"),
     ("int8", "int4", None, "says precision int4 but the graph's linears are int8 (DynamicQuantizeMatMul nodes)"),
     ("int8-function", "float32", None, "says precision float32 but the graph's linears are int8"),
-    (None, "float16", None, "gives precision 'float16' (known: float32, int8, int4)"),
+    ("nbits8", "int4", None, "says precision int4 but the graph's linears are w8 (MatMulNBits nodes)"),
+    ("int4", "w8", None, "says precision w8 but the graph's linears are int4 (MatMulNBits nodes)"),
+    ("matmulinteger", "float32", None, "says precision float32 but the graph's linears are int8 (MatMulInteger nodes)"),
+    (None, "float16", None, "gives precision 'float16' (known: float32, int8, int4, w8)"),
     (None, 8, None, "gives precision '8'"),
     (None, "float32", "int8", "says precision float32 but the graph was exported as int8"),
 ])
@@ -214,7 +219,8 @@ def test_precision_field_is_checked_against_the_graph(tmp_path: Path, graph_kind
     assert f"coarse.onnx: vampnet.json {message}" in str(raised.value)
 
 
-@pytest.mark.parametrize("graph_kind, declared", [("int8", "int8"), ("int4", "int4"), ("nbits8", "int8"),
+@pytest.mark.parametrize("graph_kind, declared", [("int8", "int8"), ("int4", "int4"), ("nbits8", "w8"),
+                                                  ("matmulinteger", "int8"),
                                                   ("int8-function", "int8"), (None, "float32"), (None, None)])
 def test_precision_field_matching_the_graph_loads(tmp_path: Path, graph_kind, declared) -> None:
     bundle_dir = bd.write_bundle(tmp_path / "b")

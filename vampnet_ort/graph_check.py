@@ -11,9 +11,9 @@
   decode contract; its ``vampnet_ort.model_config`` metadata, when present, must agree with the stage and the
   vocabulary size;
 - every graph's ``precision`` in vampnet.json (``float32`` when absent, as bundles written before quantization
-  existed) must be what its nodes are: ``float32`` only without quantized MatMul nodes, ``int8`` only with
-  ``DynamicQuantizeMatMul`` or ``MatMulNBits`` nodes, ``int4`` only with ``MatMulNBits`` nodes (whose ``bits``
-  the wire reader does not read), and equal to the graph's own ``vampnet_ort.precision`` metadata where present
+  existed) must be what its nodes are (``graph_precision``): ``float32`` without quantized nodes, ``int8`` with
+  ``DynamicQuantizeMatMul``, ``MatMulInteger`` or ``RelativePositionAttentionInt8`` nodes, ``int4`` / ``w8`` with
+  ``MatMulNBits`` nodes of ``bits`` 4 / 8, and equal to the graph's own ``vampnet_ort.precision`` metadata where present
   (the session options follow the precision: a wrong one would double the memory or halve the speed, and
   ``vampnet-ort info`` would misreport it).
 
@@ -31,9 +31,7 @@ from .onnx_wire import ModelSummary, WireError, read_model
 
 DECODE_INPUTS = ("codes", "mask", "seed", "num_steps", "temperature", "mask_temperature", "top_p", "typical_mass",
                  "typical_min_tokens", "sample_cutoff")
-PRECISIONS = ("float32", "int8", "int4")
-# com.microsoft op -> the precisions it can hold (MatMulNBits: its `bits` attribute, 4 or 8)
-QUANTIZED_OPS = {"DynamicQuantizeMatMul": ("int8",), "MatMulNBits": ("int4", "int8")}
+PRECISIONS = ("float32", "int8", "int4", "w8")  # = the exporter's precision names (vampnet_ort.export.quantize)
 MS_DOMAIN = "com.microsoft"
 CODEC_METADATA = {"sample_rate": "sample_rate", "hop_length": "hop_length", "n_codebooks": "n_codebooks",
                   "codebook_size": "vocab_size"}  # graph metadata key -> vampnet.json field
@@ -105,15 +103,25 @@ def check_decode_graph(model: ModelSummary, stage_n_codebooks: int, stage_n_cond
             raise fail(f"was exported with {key} {config[key]} but vampnet.json says {expected}")
 
 
-def graph_precisions(model: ModelSummary) -> tuple[str, ...]:
-    """The precisions the graph's quantized MatMul nodes allow (graph, subgraphs, functions): ``("float32",)`` for
-    none, ``("int8",)`` for ``DynamicQuantizeMatMul``, ``("int4", "int8")`` for ``MatMulNBits`` (its ``bits``
-    attribute is not read here: 4 or 8), and what both kinds share when a graph holds both."""
-    allowed = None
-    for op, precisions in QUANTIZED_OPS.items():
-        if (MS_DOMAIN, op) in model.op_types:
-            allowed = precisions if allowed is None else tuple(p for p in allowed if p in precisions)
-    return ("float32",) if allowed is None else allowed
+# Nodes that only a quantized export writes, and the precision each one means: int8 bundles use
+# DynamicQuantizeMatMul (transformer linears), MatMulInteger (the codec decoder's int8 convs) and the int8 attention
+# op; int4 and w8 bundles use MatMulNBits with bits 4 and 8.
+INT8_NODES = ((MS_DOMAIN, "DynamicQuantizeMatMul"), ("", "MatMulInteger"), ("vampnet", "RelativePositionAttentionInt8"))
+NBITS_PRECISION = {4: "int4", 8: "w8"}
+
+
+def graph_precision(model: ModelSummary) -> str:
+    """The precision the graph's nodes show (graph, subgraphs, functions): ``float32`` with no quantized node,
+    else ``int8``, ``int4`` or ``w8``; ``mixed`` when they show more than one."""
+    kinds = set()
+    if any(node in model.op_types for node in INT8_NODES):
+        kinds.add("int8")
+    for domain, op_type, name, value in model.int_attributes:
+        if (domain, op_type, name) == (MS_DOMAIN, "MatMulNBits", "bits"):
+            kinds.add(NBITS_PRECISION.get(value, f"{value}-bit"))
+    if not kinds:
+        return "float32"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
 def check_precision(model: ModelSummary, declared: Any, fail: Callable[[str], Exception]) -> None:
@@ -125,9 +133,9 @@ def check_precision(model: ModelSummary, declared: Any, fail: Callable[[str], Ex
     recorded = model.metadata.get("vampnet_ort.precision")
     if recorded is not None and recorded != declared:
         raise fail(f"vampnet.json says precision {declared} but the graph was exported as {recorded[:40]}")
-    allowed = graph_precisions(model)
-    if declared not in allowed:
-        ops = sorted(op for op in QUANTIZED_OPS if (MS_DOMAIN, op) in model.op_types) or ["no quantized"]
-        actual = " or ".join(allowed) if allowed else "mixed"
+    actual = graph_precision(model)
+    if declared != actual:
+        nodes = sorted({op for domain, op in model.op_types
+                        if (domain, op) in INT8_NODES or (domain, op) == (MS_DOMAIN, "MatMulNBits")})
         raise fail(f"vampnet.json says precision {declared} but the graph's linears are {actual} "
-                   f"({', '.join(ops)} nodes); re-export the bundle")
+                   f"({', '.join(nodes) or 'no quantized'} nodes); re-export the bundle")

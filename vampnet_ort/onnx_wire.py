@@ -10,7 +10,8 @@ keeps exactly those fields of onnx.proto:
 - the main graph's inputs and outputs with their static dimensions;
 - the ``location`` of every tensor stored outside the file, in the main graph, in every subgraph (``Loop`` /
   ``If`` bodies, at any depth) and in model-local functions;
-- every ``(domain, op_type)`` used anywhere in the model.
+- every ``(domain, op_type)`` used anywhere in the model, and the integer attributes of every node as
+  ``(domain, op_type, attribute, value)`` (e.g. ``MatMulNBits``' ``bits``).
 
 Field numbers come from onnx.proto (ONNX IR version 10); tensor payloads (``raw_data`` and friends) are skipped
 without being copied. Malformed input raises :class:`WireError`.
@@ -25,6 +26,7 @@ from typing import Iterator, Optional
 MODEL_GRAPH, MODEL_METADATA, MODEL_FUNCTIONS = 7, 14, 25
 GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER, GRAPH_INPUT, GRAPH_OUTPUT = 1, 5, 15, 11, 12
 NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 4, 5, 7
+ATTR_NAME, ATTR_I = 1, 3
 ATTR_T, ATTR_G, ATTR_TENSORS, ATTR_GRAPHS, ATTR_SPARSE_TENSOR, ATTR_SPARSE_TENSORS = 5, 6, 10, 11, 22, 23
 SPARSE_VALUES, SPARSE_INDICES = 1, 2
 TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 13, 14
@@ -129,6 +131,7 @@ class ModelSummary:
     outputs: dict[str, ValueInfo] = field(default_factory=dict)
     external_locations: set[str] = field(default_factory=set)
     op_types: set[tuple[str, str]] = field(default_factory=set)
+    int_attributes: set[tuple[str, str, str, int]] = field(default_factory=set)
 
 
 def _value_info(data: memoryview) -> ValueInfo:
@@ -175,6 +178,7 @@ class _Walker:
     def nodes(self, data: memoryview, node_field: int, depth: int) -> None:
         for node in _messages(data, node_field):
             op_type = domain = ""
+            ints: list[tuple[str, int]] = []
             for num, wire, value in fields(node):
                 if wire != WIRE_BYTES:
                     continue
@@ -183,19 +187,31 @@ class _Walker:
                 elif num == NODE_DOMAIN:
                     domain = _string(value)  # type: ignore[arg-type]
                 elif num == NODE_ATTRIBUTE:
-                    self.attribute(value, depth)  # type: ignore[arg-type]
+                    named = self.attribute(value, depth)  # type: ignore[arg-type]
+                    if named is not None:
+                        ints.append(named)
             self.summary.op_types.add((domain, op_type))
+            self.summary.int_attributes.update((domain, op_type, name, number) for name, number in ints)
 
-    def attribute(self, data: memoryview, depth: int) -> None:
+    def attribute(self, data: memoryview, depth: int) -> Optional[tuple[str, int]]:
+        """Walk one attribute's tensors and graphs; return ``(name, value)`` when it holds an integer."""
+        name, number = "", None
         for num, wire, value in fields(data):
+            if num == ATTR_I and wire == WIRE_VARINT:
+                number = int(value)  # type: ignore[call-overload]
+                number = number - (1 << 64) if number >= 1 << 63 else number  # int64, two's complement
+                continue
             if wire != WIRE_BYTES:
                 continue
-            if num in (ATTR_T, ATTR_TENSORS):
+            if num == ATTR_NAME:
+                name = _string(value)  # type: ignore[arg-type]
+            elif num in (ATTR_T, ATTR_TENSORS):
                 self.tensor(value)  # type: ignore[arg-type]
             elif num in (ATTR_SPARSE_TENSOR, ATTR_SPARSE_TENSORS):
                 self.sparse(value)  # type: ignore[arg-type]
             elif num in (ATTR_G, ATTR_GRAPHS):
                 self.graph(value, depth + 1)  # type: ignore[arg-type]
+        return (name, number) if number is not None else None
 
     def graph(self, data: memoryview, depth: int) -> None:
         if depth > MAX_DEPTH:
