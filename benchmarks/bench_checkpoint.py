@@ -50,7 +50,9 @@ if variant == "reader":
 else:
     raw = torch.load(path, map_location="cpu", weights_only=True)
     state = {k: v.detach().to(torch.float32).contiguous().numpy() for k, v in raw["state_dict"].items()}
-print(f"{time.perf_counter() - start:.4f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+# VmHWM: this process image's peak RSS (ru_maxrss would carry the parent's peak across fork + exec)
+hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(f"{time.perf_counter() - start:.4f} {hwm}")
 """
 
 EXPORT_CHILD = """
@@ -69,7 +71,9 @@ if variant == "torch":
     checkpoint.read_pth = torch_read
 start = time.perf_counter()
 export_bundle(out, codec=f"{work}/codec.pth", coarse=f"{work}/coarse.pth", c2f=f"{work}/c2f.pth")
-print(f"{time.perf_counter() - start:.4f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+# VmHWM: this process image's peak RSS (ru_maxrss would carry the parent's peak across fork + exec)
+hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(f"{time.perf_counter() - start:.4f} {hwm}")
 """
 
 
