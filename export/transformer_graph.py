@@ -3,7 +3,7 @@
     codes [B, C, T] --vampnet.CodebookEmbedding--> x [B, T, D]
     L x {  x += (vampnet.RelativePositionAttention(vampnet.RMSNorm(x, norm_1) @ W_qkv, rel_bias)) @ W_out
            x += GEGLU(vampnet.RMSNorm(x, norm_3) @ W_1) @ W_2          GEGLU([a | b]) = a * Gelu_tanh(b) }
-                                      (Gelu_tanh as Mul/Add/Tanh: emit_gelu_tanh)
+                                      (Gelu_tanh as Mul/Add/Tanh that ORT's CPU EP fuses into FastGelu: emit_gelu_tanh)
     vampnet.RMSNorm(x, norm) @ W_cls + b_cls --Reshape--> [B, T, P, V] --Transpose--> logits [B, P, T, V]
 
 The weights are stored once (``store_transformer_weights``) and referred to by name; ``emit_forward`` writes the
@@ -254,17 +254,22 @@ def _emit_batched_forward(
     return ForwardOutputs(logits=logits, activations=tuple(activations))
 
 
-# Gelu_tanh(b) = 0.5 b (1 + tanh(sqrt(2 / pi) (b + 0.044715 b^3))), float32 constants as upstream's torch op uses.
+# Gelu_tanh(b) = 0.5 b (1 + tanh(sqrt(2 / pi) (b + 0.044715 b^3))), float32 constants as upstream's torch op uses
+# (and as ORT's FastGeluFusion matches them: 0.7978845834732056f, 0.044715f).
 GELU_TANH_SCALE = float(np.float32(np.sqrt(2.0 / np.pi)))
 GELU_TANH_CUBIC = float(np.float32(0.044715))
 
 
 def emit_gelu_tanh(w: NodeWriter, x: str, *, hint: str) -> str:
-    """``Gelu(x, approximate="tanh")`` written as Mul / Add / Tanh: onnxruntime-web's JSEP WebGPU Gelu ignores
-    ``approximate`` and computes the exact Gelu (4.7e-4 off); the plain arithmetic runs the same everywhere."""
-    cube = w.op1("Mul", [w.op1("Mul", [x, x], hint=hint + "_sq"), x], hint=hint + "_cube")
-    inner = w.op1("Add", [x, w.op1("Mul", [cube, w.const_float(GELU_TANH_CUBIC)], hint=hint + "_c3")], hint=hint + "_in")
-    t = w.op1("Tanh", [w.op1("Mul", [inner, w.const_float(GELU_TANH_SCALE)], hint=hint + "_scaled")], hint=hint + "_tanh")
+    """``Gelu(x, approximate="tanh")`` written as plain Mul / Add / Tanh, in the form
+    ``(0.5 x) (1 + tanh((s x) (1 + c x x)))`` that ONNX Runtime's ``FastGeluFusion`` recognises: on the CPU EP
+    (native and wasm) the eight nodes become one ``com.microsoft.FastGelu`` at session load, while WebGPU EPs,
+    which do not fuse, run the arithmetic. The ``Gelu`` node itself is not used: onnxruntime-web's JSEP WebGPU
+    ``Gelu`` ignores ``approximate`` and computes the exact Gelu (4.7e-4 off)."""
+    cx2 = w.op1("Mul", [w.op1("Mul", [x, w.const_float(GELU_TANH_CUBIC)], hint=hint + "_cx"), x], hint=hint + "_cx2")
+    poly = w.op1("Add", [cx2, w.const_float(1.0)], hint=hint + "_poly")
+    scaled = w.op1("Mul", [poly, w.op1("Mul", [x, w.const_float(GELU_TANH_SCALE)], hint=hint + "_sx")], hint=hint + "_scaled")
+    t = w.op1("Tanh", [scaled], hint=hint + "_tanh")
     half_x = w.op1("Mul", [x, w.const_float(0.5)], hint=hint + "_half")
     return w.op1("Mul", [half_x, w.op1("Add", [t, w.const_float(1.0)], hint=hint + "_1t")], hint=hint)
 

@@ -236,3 +236,27 @@ def test_decode_graph_uses_only_forms_both_webgpu_builds_run(bundle_dir: Path):
                 assert len(node.input) == 3, node.name
             if "value" in attrs:
                 assert attrs["value"].t.data_type != onnx.TensorProto.DOUBLE, node.name
+
+
+@pytest.mark.parametrize("library", [True, False], ids=["library", "stock"])
+def test_cpu_sessions_fuse_the_tanh_gelu(bundle_dir: Path, tmp_path: Path, library: bool):
+    """The GEGLU's tanh Gelu is written in the form ONNX Runtime's FastGeluFusion matches (export/transformer_graph.py
+    emit_gelu_tanh): a CPU session runs one FastGelu per layer, in the decode Loop's body too, not eight nodes."""
+    import onnxruntime as ort
+
+    from vampnet_ort.ops._model import _walk_nodes
+
+    for stage in ("coarse", "c2f"):
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"{stage}-optimized.onnx")
+        options.log_severity_level = 3
+        if library:
+            vampnet_ort.register(options)
+        ort.InferenceSession(str(bundle_dir / f"{stage}.onnx"), options, providers=["CPUExecutionProvider"])
+        optimized = onnx.load(options.optimized_model_filepath, load_external_data=False)
+        nodes = list(_walk_nodes(optimized.graph.node))
+        exported = onnx.load(str(bundle_dir / f"{stage}.onnx"), load_external_data=False)
+        n_gelu = sum(n.op_type == "Tanh" for n in _walk_nodes(exported.graph.node))  # one Tanh per Gelu
+        assert n_gelu > 0
+        assert sum(n.op_type == "FastGelu" for n in nodes) == n_gelu, stage
+        assert not any(n.op_type == "Tanh" for n in nodes), stage

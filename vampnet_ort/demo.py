@@ -23,7 +23,7 @@ from .fileio import rename_no_replace
 from .bundle import BundleError, load_bundle
 from .version import __version__
 
-DEMO_RECIPE = 2  # bump when the demo models change (2: WebGPU-ready graph forms, docs/WEB.md)
+DEMO_RECIPE = 3  # bump when the demo models change (2: WebGPU-ready graph forms, docs/WEB.md; 3: FastGelu-fusable Gelu)
 DEMO_NOTE = "note: using the built-in DEMO bundle (tiny random-weight models): the output is NOT music. " \
             "Export the real VampNet release for music (see docs/PIPELINE.md)."
 
