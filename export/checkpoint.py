@@ -181,7 +181,8 @@ class StateReader:
         rank = a.shape[0]
         a = self.take(f"{prefix}.lora_A", (rank, in_features)).astype(np.float64)
         b = self.take(f"{prefix}.lora_B", (out_features, rank)).astype(np.float64)
-        merged = (w.astype(np.float64) + (b @ a) * (self.lora_alpha / rank)).astype(np.float32)
+        with np.errstate(over="ignore"):  # a merge past float32's range is refused by name just below
+            merged = (w.astype(np.float64) + (b @ a) * (self.lora_alpha / rank)).astype(np.float32)
         return check_finite(merged, f"{prefix}.weight (LoRA merged)", self.source)
 
     def apply_lora_file(self, lora: Mapping[str, np.ndarray], lora_source: str) -> None:
