@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build matrix on the host: GCC and clang (Debian's clang), each compiled with -Werror (zero warnings with the
 # project's flags: -Wall -Wextra -Wpedantic -Wshadow), then the kernel-facing tests against the clang build
-# installed in its own venv (.venv-clang): every op's test file (named after ops/contract.py), the contract, the
-# library, the fuzzer and the graph tests that run the kernels inside whole models. The rest of the suite (CLI,
-# app, batch, web) runs no compiler-specific code and runs on the GCC build (scripts/test.sh, scripts/test_wheel.sh).
+# installed in its own venv (.venv-clang): the kernel-facing tests that scripts/kernel_tests.py lists (every op's
+# test file, the contract, the library, the case table, the fuzzer, concurrency, bad model inputs and the graph tests
+# that run the kernels inside whole models). The rest of the suite (CLI, app, batch, web) runs no compiler-specific
+# code and runs on the GCC build (scripts/test.sh, scripts/test_wheel.sh).
 # VAMPNET_MATRIX_FULL=1 runs the whole suite on clang. Exits non-zero on any failure.
 #   bash scripts/build_matrix.sh             # both compilers + the clang kernel tests
 #   bash scripts/build_matrix.sh -k attention   # extra args go to pytest
@@ -36,19 +37,7 @@ cmake --build build/matrix-gcc --parallel "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc
 if [ "${VAMPNET_MATRIX_FULL:-0}" = "1" ]; then
   tests=(tests)
 else
-  listed="$("$venv/bin/python" - <<'PY'
-from pathlib import Path
-from vampnet_ort.ops.contract import CONTRACTS
-by_key = {p.stem[len("test_"):].replace("_", ""): p for p in Path("tests").glob("test_*.py")}
-for contract in CONTRACTS:  # tests/test_<op>.py of every op (test_rms_norm.py for RMSNorm, test_film.py for FiLM)
-    if contract.name.lower() not in by_key:
-        raise SystemExit(f"build_matrix: no tests/test_<op>.py for {contract.name}")
-    print(by_key[contract.name.lower()])
-for name in ("test_contract", "test_library", "test_fuzz_ops", "test_export_decode", "test_export_logits",
-             "test_codec", "test_quantize"):
-    print(Path("tests") / f"{name}.py")
-PY
-)"  # a failure of the listing fails the script (set -e)
+  listed="$("$venv/bin/python" scripts/kernel_tests.py)"  # a failure of the listing fails the script (set -e)
   mapfile -t tests <<< "$listed"
 fi
 log "clang build: ${tests[*]}"
