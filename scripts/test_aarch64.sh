@@ -6,7 +6,8 @@
 #   3. the aarch64 wheels of the test dependencies from PyPI (onnxruntime, numpy, onnx, onnxscript, scipy, ...)
 #   4. the package itself cross-compiled (setup.py with CMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake,
 #      -DVAMPNET_WERROR=ON) into a staging directory
-#   5. pytest on tests/test_<op>.py + test_op_cases.py + test_contract.py + test_library.py, run by the arm64 python under
+#   5. pytest on tests/test_<op>.py + test_op_cases.py + test_contract.py + test_library.py (scripts/kernel_tests.py
+#      --ops), run by the arm64 python under
 #      qemu-aarch64-static (including the thread-count determinism tests)
 # Exits non-zero on any failure. Work files: build/aarch64/ (kept: a second run reuses the root and the wheels).
 #   bash scripts/test_aarch64.sh            # the op tests
@@ -90,7 +91,8 @@ case "$file_out" in
 esac
 
 # ---- 5. the op tests under emulation -------------------------------------------------------------------------------
-mapfile -t tests < <(ls tests/test_{rms_norm,film,snake,codebook_embedding,philox_uniform,sample_and_remask,relative_position_attention,op_cases,contract,library}.py)
+listed="$(python3 scripts/kernel_tests.py --ops)"  # every op's tests + contract, library, case table
+mapfile -t tests <<< "$listed"
 log "pytest under qemu-aarch64: ${tests[*]}"
 # Left out: the tests that read the .pth golden checkpoints, which needs PyTorch (not installed in the arm64 root;
 # the x86 suite runs them). Everything else of these files runs, the thread-count determinism tests included.

@@ -12,7 +12,6 @@ from pathlib import Path
 import bundle_doubles as bd
 import numpy as np
 import pytest
-import soundfile as sf
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +37,8 @@ def stereo_tone(seconds: float = 1.0, rate: int = 11025) -> np.ndarray:
 @pytest.fixture()
 def clip(tmp_path: Path) -> Path:
     """A 1 s stereo clip at 11025 Hz, ``tmp_path / "in.wav"``."""
+    import soundfile as sf  # here, not at the top: the op tests run where soundfile is absent (aarch64 under qemu)
+
     path = tmp_path / "in.wav"
     sf.write(str(path), stereo_tone(), 11025)
     return path
