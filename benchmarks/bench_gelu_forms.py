@@ -92,7 +92,8 @@ def main() -> None:
     print(f"CPU: {cpu_model()}, {os.cpu_count()} CPUs; coarse {args.size} {SIZES[args.size]} logits graph, "
           f"T={args.frames}, {args.threads} threads, {args.rounds} interleaved rounds (best); "
           f"load {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"{'precision':>9s} {'fusable s':>10s} {'unfused s':>10s} {'speed-up':>9s} {'max |dlogit|':>13s} {'load':>5s}")
+    print(f"{'precision':>9s} {'fusable s':>10s} {'unfused s':>10s} {'speed-up':>9s} {'max |dlogit|':>13s} "
+          f"{'load':>5s}")
     bench_dir = str(Path(__file__).resolve().parent)
     for precision in args.precisions.split(","):
         with tempfile.TemporaryDirectory(prefix="bench_gelu_") as tmp:

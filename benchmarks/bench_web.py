@@ -110,8 +110,8 @@ def release_bundle(quantize: str) -> Path:
     if not (out / "vampnet.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        # cwd away from the repository root: `python -c` puts the cwd first on sys.path, where the root's vampnet_ort/ (no
-        # export subpackage) would shadow the installed package
+        # cwd away from the repository root: `python -c` puts the cwd first on sys.path, where the root's
+        # vampnet_ort/ (no export subpackage) would shadow the installed package
         subprocess.run([sys.executable, "-c", BUILD_RELEASE, str(out), quantize], check=True, cwd=out.parent)
         print(f"  built {out} in {time.perf_counter() - t:.0f} s", flush=True)
     return out

@@ -268,7 +268,8 @@ def emit_gelu_tanh(w: NodeWriter, x: str, *, hint: str) -> str:
     ``Gelu`` ignores ``approximate`` and computes the exact Gelu (4.7e-4 off)."""
     cx2 = w.op1("Mul", [w.op1("Mul", [x, w.const_float(GELU_TANH_CUBIC)], hint=hint + "_cx"), x], hint=hint + "_cx2")
     poly = w.op1("Add", [cx2, w.const_float(1.0)], hint=hint + "_poly")
-    scaled = w.op1("Mul", [poly, w.op1("Mul", [x, w.const_float(GELU_TANH_SCALE)], hint=hint + "_sx")], hint=hint + "_scaled")
+    sx = w.op1("Mul", [x, w.const_float(GELU_TANH_SCALE)], hint=hint + "_sx")
+    scaled = w.op1("Mul", [poly, sx], hint=hint + "_scaled")
     t = w.op1("Tanh", [scaled], hint=hint + "_tanh")
     half_x = w.op1("Mul", [x, w.const_float(0.5)], hint=hint + "_half")
     return w.op1("Mul", [half_x, w.op1("Add", [t, w.const_float(1.0)], hint=hint + "_1t")], hint=hint)
