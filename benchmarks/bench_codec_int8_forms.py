@@ -12,6 +12,9 @@ every form with the same input and output layout as the exported graph ([1, C, L
   mmi      DynamicQuantizeLinear once on [1, C, L] -> Transpose (uint8) -> Pad with the zero point -> Slices ->
            Concat (uint8, a quarter of the bytes of the float im2col) -> MatMulInteger -> Cast -> Mul by
            x_scale * w_scale[C'] -> Add bias -> Transpose (the pattern ORT fuses into MatMulIntegerToFloat)
+  fused    the exported form (channels-last [1, L, C] in, [1, L, C'] out: the int8 levels have no Transposes):
+           vampnet.DynamicQuantizeIm2Col (quantize + im2col in one pass, the op library registered) ->
+           MatMulInteger -> Cast -> Mul -> Add bias
   qconv    DynamicQuantizeLinear -> QLinearConv (int8 weights, per-channel scales) -> DequantizeLinear -> Add bias,
            with the output scale taken from this very input's float32 output (an oracle: a graph would need a
            calibrated static scale); speed reference only
@@ -36,6 +39,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+import vampnet_ort
+import vampnet_ort.ops
 from vampnet_ort.codec_geometry import MRF_DILATIONS, MRF_KERNELS, CodecConfig
 from vampnet_ort.export.quantize import quantize_int8_columns
 from vampnet_ort.export.random_codec import RELEASE_LIKE_CONFIG
@@ -54,14 +59,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _session(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], shape: list[int], threads: int) -> ort.InferenceSession:
+def _session(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], shape: list[int], threads: int,
+             library: bool = False) -> ort.InferenceSession:
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                               initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)])
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1),
+              helper.make_opsetid(vampnet_ort.ops.DOMAIN, 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 10
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if library:
+        vampnet_ort.register(options)
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
@@ -110,6 +120,17 @@ def conv_forms(c: int, k: int, d: int, length: int, threads: int, rng: np.random
         helper.make_node("Add", ["m", "b"], ["mb"]),
         helper.make_node("Transpose", ["mb"], ["y"], perm=[0, 2, 1])]
     forms["mmi"] = (_session(nodes, inits, [1, c, length], threads), x)
+    # fused: the exported form, channels-last in and out
+    inits = {"wq": w_q, "ws": w_scale, "b": bias}
+    nodes = [helper.make_node("DynamicQuantizeIm2Col", ["x"], ["col", "xs", "zp"], domain=vampnet_ort.ops.DOMAIN,
+                              kernel_size=k, dilation=d, padding=pad),
+             helper.make_node("MatMulInteger", ["col", "wq", "zp"], ["acc"]),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["xs", "ws"], ["sc"]),
+             helper.make_node("Mul", ["accf", "sc"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["y"])]
+    forms["fused"] = (_session(nodes, inits, [1, length, c], threads, library=True),
+                      np.ascontiguousarray(x.transpose(0, 2, 1)))
     # qconv: QLinearConv with per-channel int8 weights and an oracle output scale
     wq_conv, ws_conv = quantize_int8_columns(w.reshape(c, c * k).T)
     ref = forms["conv"][0].run(None, {"x": x})[0] - bias[None, :, None]
@@ -176,7 +197,8 @@ def run_case(label: str, forms: dict[str, Form], rounds: int) -> dict[str, float
     best = {n: min(times[n]) for n in names}
     cells = [f"{names[0]} {best[names[0]] * 1e3:7.1f} ms"]
     for n in names[1:]:
-        cells.append(f"{n} {best[n] * 1e3:7.1f} ms {best[names[0]] / best[n]:4.2f}x {snr_db(reference, outputs[n]):4.1f} dB")
+        out = outputs[n] if outputs[n].shape == reference.shape else outputs[n].transpose(0, 2, 1)  # channels-last
+        cells.append(f"{n} {best[n] * 1e3:7.1f} ms {best[names[0]] / best[n]:4.2f}x {snr_db(reference, out):4.1f} dB")
     print(f"{label:30s} load {os.getloadavg()[0]:4.1f} | " + " | ".join(cells), flush=True)
     return best
 

@@ -1,6 +1,7 @@
 """The int8 codec decoder against the float32 one: SNR, multi-resolution STFT distance and decode time.
 
     python benchmarks/bench_codec_quality.py [--seconds 3] [--codecs golden,release] [--threads 2] [--rounds 2]
+        [--stock]
 
 For each codec (the golden codec of tests/golden, the release-size random codec of bench_pipeline.py) and each
 test signal, the float32 encoder makes the codes (the encoder is never quantized, so they are the codes of either
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds per signal (0: no timing)")
     parser.add_argument("--signals", default="tones,chirp,plucks")
+    parser.add_argument("--stock", action="store_true",
+                        help="also time both decoders on stock ONNX Runtime (no op library: reference functions)")
     parser.add_argument("--min-channels", type=int, default=0,
                         help="try another int8 channel threshold (default: the exporter's CODEC_INT8_MIN_CHANNELS)")
     args = parser.parse_args()
@@ -82,6 +85,10 @@ def main() -> None:
         n_int8 = dict((p.key, p.value) for p in int8_model.metadata_props)["int8_convs"]
         sessions = {"float32": vampnet_ort.create_session(fp32_model.SerializeToString(), intra_op_threads=args.threads),
                     "int8": vampnet_ort.create_session(int8_model.SerializeToString(), intra_op_threads=args.threads)}
+        if args.stock:
+            for key, model in (("float32 stock", fp32_model), ("int8 stock", int8_model)):
+                sessions[key] = vampnet_ort.create_session(model.SerializeToString(), intra_op_threads=args.threads,
+                                                           with_library=False)
         del fp32_model, int8_model
         for signal_name, audio in test_signals(args.seconds, sr).items():
             if signal_name not in args.signals.split(","):
@@ -98,7 +105,11 @@ def main() -> None:
             if args.rounds:
                 best = {k: min(v) for k, v in times.items()}
                 timing = (f" | float32 {best['float32']:.2f} s, int8 {best['int8']:.2f} s, "
-                          f"{best['float32'] / best['int8']:.2f}x (load {os.getloadavg()[0]:.1f})")
+                          f"{best['float32'] / best['int8']:.2f}x")
+                if args.stock:
+                    timing += (f" | stock ORT: float32 {best['float32 stock']:.2f} s, int8 {best['int8 stock']:.2f} s, "
+                               f"{best['float32 stock'] / best['int8 stock']:.2f}x")
+                timing += f" (load {os.getloadavg()[0]:.1f})"
             print(f"{name:8s} {signal_name:7s} int8 convs {n_int8:>3s} | SNR {audio_snr_db(audio_out['float32'], audio_out['int8']):5.1f} dB"
                   f" | MR-STFT {multi_resolution_stft_distance(audio_out['float32'], audio_out['int8']):.4f}{timing}",
                   flush=True)

@@ -68,6 +68,9 @@ class _GraphBuilder:
         self.use_snake_op = use_snake_op
         self.quantize = quantize  # "int8": convs that gain run as int8 GEMMs (codec_conv_form)
         self.forms: dict[str, str] = {}  # layer key -> the form emitted, for metadata and docs
+        # True while emitting a block whose convs are all int8: activations are [B, L, C] there (what the int8
+        # GEMMs consume and produce), so no Transpose sits between layers (docs/QUANTIZATION.md, "Codec").
+        self.channels_last = False
         self._count = 0
 
     def name(self, hint: str) -> str:
@@ -98,6 +101,8 @@ class _GraphBuilder:
         self.forms[layer.key] = form
         if form == "int8_im2col":
             return self.conv_int8(x, layer, w, b)
+        if self.channels_last:  # all_convs_int8 admitted the block; a float32 conv in it would be a bug here
+            raise AssertionError(f"float32 conv {layer.key} inside a channels-last block")
         return self.node(
             "Conv", [x, self.const(layer.key + ".w", w), self.const(layer.key + ".b", b)], hint="conv",
             kernel_shape=[layer.kernel], strides=[layer.stride], dilations=[layer.dilation],
@@ -105,34 +110,47 @@ class _GraphBuilder:
         )
 
     def conv_int8(self, x: str, layer: Conv, w: np.ndarray, b: np.ndarray) -> str:
-        """A stride-1 conv as a channels-last int8 GEMM (docs/QUANTIZATION.md, "Codec").
+        """A stride-1 conv as an int8 GEMM over channels-last activations (docs/QUANTIZATION.md, "Codec").
 
-        x [B, C, L] -> DynamicQuantizeLinear (uint8, one scale and zero point per run) -> Transpose [B, L, C] ->
-        Pad with the zero point -> k Slices of the dilated taps -> Concat [B, L, k*C] (uint8: a quarter of the
-        bytes of a float im2col) -> MatMulInteger with int8 weights [k*C, C'] -> Cast -> Mul by
-        x_scale * w_scale[C'] -> Add bias -> Transpose -> [B, C', L].
+        x [B, L, C] -> ``vampnet.DynamicQuantizeIm2Col`` (DynamicQuantizeLinear: uint8, one scale and zero point
+        per run; then the im2col [B, L, k*C] with the zero point as padding) -> MatMulInteger with int8 weights
+        [k*C, C'] -> Cast -> Mul by x_scale * w_scale[C'] -> Add bias -> [B, L, C']. Outside a channels-last block
+        a Transpose goes before and after. Without the vampnet ops (``use_snake_op=False``) the im2col is the op's
+        standard-op form inline.
         """
+        channels_first = not self.channels_last
+        if channels_first:
+            x = self.node("Transpose", [x], perm=[0, 2, 1], hint="to_channels_last")
         w_q, w_scale = codec_conv_weight_int8(w)
-        q, x_scale, zero_point = self.node("DynamicQuantizeLinear", [x], hint="conv_q", n_out=3)
-        cols = self.node("Transpose", [q], perm=[0, 2, 1])
-        if layer.kernel > 1:
-            pad = layer.padding
-            padded = self.node("Pad", [cols, self.const("pads", np.array([0, pad, 0, 0, pad, 0], dtype=np.int64)),
-                                       zero_point], mode="constant")
-            axis = self.const("axis1", np.array([1], dtype=np.int64))
-            taps = []
-            for j in range(layer.kernel):
-                # tap j covers padded[j*d : j*d + L]; its end counted from the padded end (2p - j*d samples short)
-                short = 2 * pad - j * layer.dilation
-                end = -short if short > 0 else np.iinfo(np.int64).max
-                taps.append(self.node("Slice", [padded, self.const("start", np.array([j * layer.dilation], np.int64)),
-                                                self.const("end", np.array([end], np.int64)), axis]))
-            cols = self.node("Concat", taps, axis=2, hint="im2col")
+        attrs = {"kernel_size": layer.kernel, "dilation": layer.dilation, "padding": layer.padding}
+        if self.use_snake_op:
+            cols, x_scale, zero_point = self.node("DynamicQuantizeIm2Col", [x], hint="im2col", n_out=3,
+                                                  domain=ops.DOMAIN, **attrs)
+        else:
+            cols, x_scale, zero_point = self.im2col_standard_ops(x, **attrs)
         acc = self.node("MatMulInteger", [cols, self.const(layer.key + ".w_q", w_q), zero_point], hint="conv_acc")
         scale = self.node("Mul", [x_scale, self.const(layer.key + ".w_scale", w_scale)])
         y = self.node("Mul", [self.node("Cast", [acc], to=TensorProto.FLOAT), scale])
-        y = self.node("Add", [y, self.const(layer.key + ".b", b)])
-        return self.node("Transpose", [y], perm=[0, 2, 1], hint="conv")
+        y = self.node("Add", [y, self.const(layer.key + ".b", b)], hint="conv")
+        return self.node("Transpose", [y], perm=[0, 2, 1], hint="conv") if channels_first else y
+
+    def im2col_standard_ops(self, x: str, kernel_size: int, dilation: int, padding: int) -> list[str]:
+        """``DynamicQuantizeIm2Col`` of channels-last `x` in standard ops, the shape arithmetic folded:
+        DynamicQuantizeLinear -> Pad the time axis with the zero point -> k Slices of the dilated taps -> Concat."""
+        cols, x_scale, zero_point = self.node("DynamicQuantizeLinear", [x], hint="conv_q", n_out=3)
+        if kernel_size > 1 or padding > 0:
+            padded = self.node("Pad", [cols, self.const("pads", np.array([0, padding, 0, 0, padding, 0], np.int64)),
+                                       zero_point], mode="constant")
+            axis = self.const("axis1", np.array([1], dtype=np.int64))
+            taps = []
+            for j in range(kernel_size):
+                # tap j covers padded[j*d : j*d + L_out]; its end counted from the padded end (d*(k-1-j) short)
+                short = dilation * (kernel_size - 1 - j)
+                end = -short if short > 0 else np.iinfo(np.int64).max
+                taps.append(self.node("Slice", [padded, self.const("start", np.array([j * dilation], np.int64)),
+                                                self.const("end", np.array([end], np.int64)), axis]))
+            cols = taps[0] if kernel_size == 1 else self.node("Concat", taps, axis=2, hint="im2col")
+        return [cols, x_scale, zero_point]
 
     def conv_transpose(self, x: str, layer: ConvTranspose, reader: StateReader) -> str:
         # ConvTranspose1d weight [in, out, k]: weight norm over dims 1, 2 = per input channel (StateReader does it).
@@ -145,9 +163,12 @@ class _GraphBuilder:
 
     def snake(self, x: str, layer: Snake, reader: StateReader) -> str:
         alpha = reader.take(f"{layer.key}.alpha", (1, layer.channels, 1)).astype(np.float32)
+        if self.channels_last:
+            alpha = alpha.reshape(1, 1, layer.channels)
         if self.use_snake_op:
+            attrs = {"channels_last": 1} if self.channels_last else {}
             return self.node("Snake", [x, self.const(layer.key + ".alpha", alpha)], hint="snake",
-                             domain=ops.DOMAIN)
+                             domain=ops.DOMAIN, **attrs)
         # Plain ONNX: x + sin(alpha x)^2 * (1 / (alpha + 1e-9)), the reciprocal folded (float32, as upstream).
         inv = np.reciprocal(alpha + SNAKE_EPS).astype(np.float32)
         ax = self.node("Mul", [x, self.const(layer.key + ".alpha", alpha)])
@@ -155,6 +176,18 @@ class _GraphBuilder:
         s2 = self.node("Mul", [s, s])
         scaled = self.node("Mul", [s2, self.const(layer.key + ".inv_alpha", inv)])
         return self.node("Add", [x, scaled], hint="snake")
+
+    def mean(self, x: str, layer: Mean, reader: StateReader) -> str:
+        outs = [self.layer(x, branch, reader) for branch in layer.branches]
+        total = outs[0]
+        for other in outs[1:]:
+            total = self.node("Add", [total, other])
+        count = self.const("mean_count", np.array(len(outs), dtype=np.float32))
+        return self.node("Div", [total, count], hint="mean")
+
+    def all_convs_int8(self, layer: Layer) -> bool:
+        convs = [leaf for leaf in iter_layers(layer) if isinstance(leaf, Conv)]
+        return bool(convs) and all(codec_conv_form(conv, self.quantize) != "float32" for conv in convs)
 
     def layer(self, x: str, layer: Layer, reader: StateReader) -> str:
         if isinstance(layer, Conv):
@@ -172,12 +205,15 @@ class _GraphBuilder:
         if isinstance(layer, Residual):
             return self.node("Add", [x, self.layer(x, layer.body, reader)], hint="res")
         if isinstance(layer, Mean):
-            outs = [self.layer(x, branch, reader) for branch in layer.branches]
-            total = outs[0]
-            for other in outs[1:]:
-                total = self.node("Add", [total, other])
-            count = self.const("mean_count", np.array(len(outs), dtype=np.float32))
-            return self.node("Div", [total, count], hint="mean")
+            if self.channels_last or not self.all_convs_int8(layer):
+                return self.mean(x, layer, reader)
+            # A block of int8 convs (a decoder level's residual stacks) runs channels-last: one Transpose in, one out.
+            self.channels_last = True
+            try:
+                y = self.mean(self.node("Transpose", [x], perm=[0, 2, 1], hint="to_channels_last"), layer, reader)
+            finally:
+                self.channels_last = False
+            return self.node("Transpose", [y], perm=[0, 2, 1], hint="to_channels_first")
         raise TypeError(f"unknown layer {layer!r}")
 
 

@@ -227,19 +227,22 @@ ATTENTION_INT8 = True
 # Decoder conv forms, chosen per layer shape by benchmarks/bench_codec_int8_forms.py (side by side with float32
 # Conv): "int8_im2col" = DynamicQuantizeLinear, channels-last uint8 im2col, MatMulInteger with int8 weights
 # (export/codec.py, _GraphBuilder.conv_int8); "float32" = ORT Conv.
-CODEC_INT8_MIN_CHANNELS = 192  # narrower MRF convs did not gain (im2col copies outweigh the faster GEMM)
+# The narrowest residual-unit convs that run in int8. With the fused DynamicQuantizeIm2Col and channels-last levels,
+# every level of the release-size decoder (96 channels and up) gains (docs/QUANTIZATION.md, "Codec").
+CODEC_INT8_MIN_CHANNELS = 96
 
 
 def codec_conv_form(layer: "CodecConvLike", quantize: str) -> str:
     """The form a decoder conv is exported in for ``--quantize`` `quantize`: ``int8_im2col`` or ``float32``.
 
-    int8 only in int8 exports, only for stride-1 convs whose input and output both have at least
-    ``CODEC_INT8_MIN_CHANNELS`` channels (the MRF convs of the wide decoder levels); the first conv (from the
-    latent), the last conv (to one channel), the transposed convs and the encoder stay float32.
+    int8 only in int8 exports, only for the residual units' convs (stride 1, as many input as output channels)
+    with at least ``CODEC_INT8_MIN_CHANNELS`` channels. The first conv (latent -> decoder width: its rounding error
+    passes through the whole decoder, 1 dB of the decoded audio's SNR for 2 % of the decode time), the last conv
+    (to one channel), the transposed convs and the encoder stay float32.
     """
-    if quantize != "int8" or layer.stride != 1:
+    if quantize != "int8" or layer.stride != 1 or layer.in_channels != layer.out_channels:
         return "float32"
-    if min(layer.in_channels, layer.out_channels) < CODEC_INT8_MIN_CHANNELS:
+    if layer.in_channels < CODEC_INT8_MIN_CHANNELS:
         return "float32"
     return "int8_im2col"
 

@@ -11,7 +11,8 @@ from ._opset import DOMAIN, DOMAIN_VERSION, IR_VERSION, ONNX_OPSET
 from .contract import BY_NAME as CONTRACTS_BY_NAME
 from .contract import CONTRACTS, OpContract
 from .functions import (
-    ALL_FUNCTIONS, HELPER_FUNCTIONS, CodebookEmbedding, FiLM, FusedMultiplyAdd, PhiloxRound, PhiloxUniform,
+    ALL_FUNCTIONS, HELPER_FUNCTIONS, CodebookEmbedding, DynamicQuantizeIm2Col, FiLM, FusedMultiplyAdd, PhiloxRound,
+    PhiloxUniform,
     RelativePositionAttention, RelativePositionAttentionInt8, RMSNorm, SampleAndRemask, ScheduleGamma, Snake,
     TopPFilter, TypicalFilter, WithinSampleCutoff,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ONNX_OPSET",
     "Snake",
     "CodebookEmbedding",
+    "DynamicQuantizeIm2Col",
     "FiLM",
     "PhiloxUniform",
     "RMSNorm",

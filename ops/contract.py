@@ -23,14 +23,15 @@ from typing import Dict, Optional, Tuple, Union
 
 # ONNX TensorProto element types (the same numbers as ONNXTensorElementDataType in ORT's C API).
 FLOAT = "float"
+UINT8 = "uint8"
 INT64 = "int64"
-ELEMENT_TYPES = {FLOAT: 1, INT64: 7}
+ELEMENT_TYPES = {FLOAT: 1, UINT8: 2, INT64: 7}
 
 
 @dataclass(frozen=True)
 class Tensor:
     name: str
-    dtype: str  # FLOAT or INT64
+    dtype: str  # FLOAT, UINT8 or INT64
     shape: str  # documentation only, e.g. "[B, T, D]"
 
 
@@ -118,16 +119,29 @@ SAMPLE_AND_REMASK = OpContract(
     ),
     outputs=(Tensor("next_codes", INT64, "[B, C, T]"), Tensor("sampled", INT64, "[B, C, T]")),
 )
+# channels_last=1: X [B, L, C] and alpha [1, 1, C] or [C] (the int8 codec decoder's channels-last levels).
 SNAKE = OpContract(
     "Snake",
     inputs=(Tensor("X", FLOAT, "[B, C, L]"), Tensor("alpha", FLOAT, "[1, C, 1] or [C]")),
     outputs=(Tensor("Y", FLOAT, "[B, C, L]"),),
+    attributes=(Attribute("channels_last", "int", 0),),
+)
+# DynamicQuantizeLinear of channels-last X (ONNX's definition, ORT's rounding) fused with a 1-D conv's im2col:
+# Y[b, t, j*C + c] = quantized X[b, t + j*dilation - padding, c] (the zero point outside [0, L)),
+# L_out = L + 2*padding - dilation*(kernel_size - 1) >= 1; the int8 codec decoder feeds Y to MatMulInteger
+# (ops/dynamic_quantize_im2col.py, docs/QUANTIZATION.md "Codec").
+DYNAMIC_QUANTIZE_IM2COL = OpContract(
+    "DynamicQuantizeIm2Col",
+    inputs=(Tensor("X", FLOAT, "[B, L, C]"),),
+    outputs=(Tensor("Y", UINT8, "[B, L_out, kernel_size * C]"),
+             Tensor("Y_scale", FLOAT, "[]"), Tensor("Y_zero_point", UINT8, "[]")),
+    attributes=(Attribute("kernel_size", "int", 1), Attribute("dilation", "int", 1), Attribute("padding", "int", 0)),
 )
 
 # Every vampnet op, in registration order.
 CONTRACTS: Tuple[OpContract, ...] = (
     SNAKE, RMS_NORM, FILM, CODEBOOK_EMBEDDING, PHILOX_UNIFORM, SAMPLE_AND_REMASK, RELATIVE_POSITION_ATTENTION,
-    RELATIVE_POSITION_ATTENTION_INT8,
+    RELATIVE_POSITION_ATTENTION_INT8, DYNAMIC_QUANTIZE_IM2COL,
 )
 BY_NAME: Dict[str, OpContract] = {c.name: c for c in CONTRACTS}
 

@@ -5,7 +5,7 @@ qemu. Any python runs it: the op contract is read from the checkout's ops/contra
 Every op's own test file (named after ops/contract.py: test_rms_norm.py for RMSNorm, test_film.py for FiLM), then
 the files that run the kernels in other ways: the contract and library checks, the per-op case table, the fuzzer,
 concurrency and leaks, bad inputs to whole exported models, and the graph tests that run every kernel inside real
-models (decode Loops, logits, codec, quantized). The rest of the suite (CLI, app, batch, web, the checkpoint
+models (decode Loops, logits, codec, quantized, the int8 codec decoder). The rest of the suite (CLI, app, batch, web, the checkpoint
 readers, the hub) runs no compiler-specific or sanitizer-relevant native code and runs on the plain GCC build
 (scripts/test.sh, scripts/test_wheel.sh).
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 OP_LEVEL = ("test_contract", "test_library", "test_op_cases")
 KERNEL_FACING = OP_LEVEL + ("test_fuzz_ops", "test_concurrency_and_leaks", "test_model_robustness",
-                            "test_export_decode", "test_export_logits", "test_codec", "test_quantize")
+                            "test_export_decode", "test_export_logits", "test_codec", "test_quantize",
+                            "test_quantize_codec")
 
 
 def op_contracts() -> list:

@@ -2,7 +2,8 @@
 # The web app's tests (docs/WEB.md), as CI runs them: Node + npm + chromium from Debian, `npm ci` (lockfile),
 # the package reinstalled so that it ships the onnxruntime-web files, then
 #   1. the JS unit tests (node --test) against vectors the Python implementation writes now,
-#   2. the demo bundle in onnxruntime-web under Node against the Python pipeline,
+#   2. the demo bundle in onnxruntime-web under Node against the Python pipeline, and the int8 codec decoder
+#      (vampnet.DynamicQuantizeIm2Col's reference function) against native ORT with the op library,
 #   3. headless chromium (puppeteer-core) on the page served by `vampnet-ort web`: a vamp through the UI and
 #      through window.vampnet, codes compared with the Python pipeline's; screenshots in $WEB_ARTIFACTS
 #      (default test-artifacts/web).
@@ -29,6 +30,7 @@ trap cleanup EXIT
 
 "$venv/bin/python" tests/web/make_vectors.py "$work" >/dev/null
 "$venv/bin/python" tests/web/make_pipeline_vectors.py "$work" >/dev/null
+"$venv/bin/python" tests/web/make_codec_int8_vectors.py "$work" >/dev/null
 VAMPNET_WEB_VECTORS="$work" node --test tests/web/*.test.mjs
 
 bundle="$("$venv/bin/python" -c 'from vampnet_ort.demo import demo_bundle_path; print(demo_bundle_path())')"

@@ -50,7 +50,7 @@ class OpSpec:
 
 _ONNX_TYPE = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
               np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int32): TensorProto.INT32,
-              np.dtype(np.float16): TensorProto.FLOAT16}
+              np.dtype(np.float16): TensorProto.FLOAT16, np.dtype(np.uint8): TensorProto.UINT8}
 
 # Every op of the contract, through its case-table entry (tests/test_contract.py checks that none is missing).
 SPECS: dict[str, OpSpec] = {name: OpSpec(case) for name, case in CASES.items()}

@@ -29,7 +29,8 @@ from vampnet_ort.ops.contract import OpContract
 
 Feeds = dict[str, np.ndarray]
 Dims = Mapping[str, int]
-NP_DTYPES = {contract.FLOAT: np.dtype(np.float32), contract.INT64: np.dtype(np.int64)}
+NP_DTYPES = {contract.FLOAT: np.dtype(np.float32), contract.INT64: np.dtype(np.int64),
+             contract.UINT8: np.dtype(np.uint8)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,11 +105,13 @@ class OpCase:
         return [(t.name, NP_DTYPES[t.dtype]) for t in self.contract.outputs]
 
     def output_ranks(self, feeds: Mapping[str, np.ndarray]) -> list[int]:
-        """Output ranks from the contract's shape strings ("[B, T, D]": 3; "[..., D]": the rank of the input with
-        the same shape string)."""
+        """Output ranks from the contract's shape strings ("[B, T, D]": 3; "[]": 0; "[..., D]": the rank of the
+        input with the same shape string)."""
         ranks = []
         for t in self.contract.outputs:
-            if "..." in t.shape:
+            if t.shape == "[]":
+                ranks.append(0)
+            elif "..." in t.shape:
                 ranks.append(next(feeds[i.name].ndim for i in self.contract.inputs if i.shape == t.shape))
             else:
                 ranks.append(len(t.shape.strip("[]").split(",")))
@@ -135,10 +138,16 @@ def _ints(rng: np.random.Generator, low: int, high: int, *names: str) -> dict[st
 # ---- Snake ----------------------------------------------------------------------------------------------------------
 
 
-def snake_numpy(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    a = alpha.astype(np.float64).reshape(1, -1, 1)
+def snake_numpy(x: np.ndarray, alpha: np.ndarray, channels_last: int = 0) -> np.ndarray:
+    a = alpha.astype(np.float64).reshape((1, 1, -1) if channels_last else (1, -1, 1))
     x64 = x.astype(np.float64)
     return x64 + np.sin(a * x64) ** 2 / (a + 1e-9)
+
+
+def _snake_feeds(rng: np.random.Generator, d: Dims) -> Feeds:
+    shape = (d["B"], d["L"], d["C"]) if d["channels_last"] else (d["B"], d["C"], d["L"])
+    alpha_shape = (1, 1, d["C"]) if d["channels_last"] else (1, d["C"], 1)
+    return {"X": _f32(rng, *shape), "alpha": rng.uniform(0.5, 1.5, size=alpha_shape).astype(np.float32)}
 
 
 # float32 inputs: |x| * 2^-24 of representation error plus the sin^2 term's own rounding (|ax| grows the argument
@@ -147,14 +156,16 @@ SNAKE_TOLERANCE = Tolerance(rtol=4e-7, atol=4e-7 + 1e-6, per_input=(("X", 2e-7),
 
 SNAKE = OpCase(
     contract.SNAKE,
-    random_dims=lambda rng: {**_ints(rng, 1, 3, "B"), **_ints(rng, 1, 9, "C"), **_ints(rng, 1, 50, "L")},
-    release_dims={"B": 1, "C": 96, "L": 44100},  # a decoder block's channels over one second
-    make_feeds=lambda rng, d: {"X": _f32(rng, d["B"], d["C"], d["L"]),
-                               "alpha": rng.uniform(0.5, 1.5, size=(1, d["C"], 1)).astype(np.float32)},
+    random_dims=lambda rng: {**_ints(rng, 1, 3, "B"), **_ints(rng, 1, 9, "C"), **_ints(rng, 1, 50, "L"),
+                             **_ints(rng, 0, 2, "channels_last")},
+    release_dims={"B": 1, "C": 96, "L": 44100, "channels_last": 0},  # a decoder block's channels over one second
+    make_feeds=_snake_feeds,
     flops=lambda d: 5 * d["B"] * d["C"] * d["L"],  # a*x, sin, square, divide, add
-    reference=lambda f, a: [snake_numpy(f["X"], f["alpha"])],
+    attributes=lambda d: {"channels_last": d["channels_last"]},
+    reference=lambda f, a: [snake_numpy(f["X"], f["alpha"], int(a["channels_last"]))],
     tolerance=SNAKE_TOLERANCE,
-    pybind=lambda f, a, threads: [_kernels().snake(f["X"], f["alpha"], threads=threads)],
+    pybind=lambda f, a, threads: [_kernels().snake(f["X"], f["alpha"], channels_last=int(a["channels_last"]),
+                                                   threads=threads)],
 )
 
 
@@ -465,6 +476,68 @@ SAMPLE_AND_REMASK = OpCase(
 )
 
 
+# ---- DynamicQuantizeIm2Col ------------------------------------------------------------------------------------------
+
+
+def dynamic_quantize_linear_numpy(x: np.ndarray) -> tuple[np.ndarray, np.float32, np.uint8]:
+    """ONNX DynamicQuantizeLinear (uint8) in float32 numpy, with ONNX Runtime's CPU conventions: the range includes
+    0; scale = (max - min) / 255, or 1 when max == min; zero point = round-half-even(clamp(0 - min / scale, 0,
+    255)) with std::min/std::max's NaN behaviour (a NaN start gives 255); values round-half-even(x / scale) clamped
+    to [-zp, 255 - zp] as MLAS's max/min do (a NaN quotient, 0 / 0 for an underflowed scale, gives -zp), plus zp."""
+    f32 = np.float32
+    lo = min(f32(np.min(x)), f32(0.0)) if x.size else f32(0.0)
+    hi = max(f32(np.max(x)), f32(0.0)) if x.size else f32(0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scale = f32(1.0) if hi == lo else f32((hi - lo) / f32(255.0))
+        start = f32(f32(0.0) - f32(lo / scale))
+        start = start if start < f32(255.0) else f32(255.0)  # std::min(255, start): NaN -> 255
+        start = start if f32(0.0) < start else f32(0.0)  # std::max(0, start)
+        zero_point = np.uint8(np.round(start))
+        v = (x / scale).astype(np.float32)
+        v = np.where(v > -f32(zero_point), v, -f32(zero_point))  # MLAS max: NaN -> the bound
+        v = np.where(v < f32(255) - f32(zero_point), v, f32(255) - f32(zero_point))
+        q = np.round(v) + f32(zero_point)
+    return q.astype(np.uint8), scale, zero_point
+
+
+def dynamic_quantize_im2col_numpy(x: np.ndarray, kernel_size: int, dilation: int, padding: int) -> list[np.ndarray]:
+    """Y[b, t, j*C + c] = q(X[b, t + j*dilation - padding, c]), the zero point outside [0, L)."""
+    q, scale, zero_point = dynamic_quantize_linear_numpy(x)
+    batch, length, channels = x.shape
+    padded = np.full((batch, length + 2 * padding, channels), zero_point, np.uint8)
+    padded[:, padding:padding + length] = q
+    out_length = length + 2 * padding - dilation * (kernel_size - 1)
+    taps = [padded[:, j * dilation:j * dilation + out_length] for j in range(kernel_size)]
+    y = np.concatenate(taps, axis=2)
+    return [y, np.array(scale, np.float32), np.array(zero_point, np.uint8)]
+
+
+def _im2col_dims(rng: np.random.Generator) -> dict[str, int]:
+    dims = {**_ints(rng, 1, 3, "B"), **_ints(rng, 1, 9, "C"), **_ints(rng, 1, 12, "kernel_size"),
+            **_ints(rng, 1, 5, "dilation")}
+    dims["padding"] = int(rng.integers(0, dims["dilation"] * (dims["kernel_size"] - 1) // 2 + 2))
+    span = dims["dilation"] * (dims["kernel_size"] - 1) - 2 * dims["padding"]  # L_out = L - span >= 1
+    dims["L"] = int(rng.integers(max(1, span + 1), max(1, span + 1) + 40))
+    return dims
+
+
+DYNAMIC_QUANTIZE_IM2COL = OpCase(
+    contract.DYNAMIC_QUANTIZE_IM2COL,
+    random_dims=_im2col_dims,
+    # a 192-channel decoder level's k=7, dilation 3 conv over one 512-frame decode chunk
+    release_dims={"B": 1, "C": 192, "L": 131072, "kernel_size": 7, "dilation": 3, "padding": 9},
+    make_feeds=lambda rng, d: {"X": (rng.standard_normal((d["B"], d["L"], d["C"])) * rng.uniform(0.1, 10)
+                                     + rng.uniform(-1, 1)).astype(np.float32)},
+    flops=lambda d: 2 * d["B"] * d["L"] * d["C"],  # a divide and a round per element (the rest is data movement)
+    attributes=lambda d: {"kernel_size": d["kernel_size"], "dilation": d["dilation"], "padding": d["padding"]},
+    reference=lambda f, a: dynamic_quantize_im2col_numpy(f["X"], int(a["kernel_size"]), int(a["dilation"]),
+                                                         int(a["padding"])),
+    tolerance=EXACT,
+    pybind=lambda f, a, threads: list(_kernels().dynamic_quantize_im2col(
+        f["X"], int(a["kernel_size"]), int(a["dilation"]), int(a["padding"]), threads=threads)),
+)
+
+
 def _kernels():
     """The pybind module, imported when a pybind check runs (the fuzzer and the table itself need only numpy)."""
     from vampnet_ort import _kernels as kernels
@@ -475,5 +548,5 @@ def _kernels():
 # Every op's case, keyed by contract name (tests/test_contract.py: one per contract).
 CASES: dict[str, OpCase] = {case.name: case for case in (
     SNAKE, RMS_NORM, FILM, CODEBOOK_EMBEDDING, RELATIVE_POSITION_ATTENTION, RELATIVE_POSITION_ATTENTION_INT8,
-    PHILOX_UNIFORM, SAMPLE_AND_REMASK,
+    PHILOX_UNIFORM, SAMPLE_AND_REMASK, DYNAMIC_QUANTIZE_IM2COL,
 )}

@@ -22,8 +22,8 @@ from vampnet_ort.export import vampnet_weights
 from vampnet_ort.ops import contract
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-TYPE_CODES = {contract.FLOAT: TensorProto.FLOAT, contract.INT64: TensorProto.INT64}
-ANNOTATIONS = {"FLOAT": contract.FLOAT, "INT64": contract.INT64}
+TYPE_CODES = {contract.FLOAT: TensorProto.FLOAT, contract.INT64: TensorProto.INT64, contract.UINT8: TensorProto.UINT8}
+ANNOTATIONS = {"FLOAT": contract.FLOAT, "INT64": contract.INT64, "UINT8": contract.UINT8}
 
 
 def test_contract_names_are_unique_and_complete() -> None:

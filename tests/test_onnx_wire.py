@@ -26,7 +26,8 @@ def _onnx_view(model: onnx.ModelProto) -> dict:
         for node in ns:
             op_types.add((node.domain, node.op_type))
             for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.INT:
+                # a function's reference to its own attribute (ref_attr_name) holds no value of its own
+                if attr.type == onnx.AttributeProto.INT and not attr.ref_attr_name:
                     int_attributes.add((node.domain, node.op_type, attr.name, attr.i))
                 if attr.HasField("t"):
                     tensor(attr.t)

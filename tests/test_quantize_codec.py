@@ -1,8 +1,8 @@
 """The codec decoder in int8 (``--quantize int8``): which convs, quality against float32, encoder unchanged.
 
-The golden codec is too narrow for any int8 conv (every decoder conv has < 192 channels; its int8 bundle records a
-float32 decoder, tests/test_quantize_bundle.py), so these tests use a
-random codec with decoder_dim 384: its first conv and the level-0 MRF convs (192 channels) take the int8 form.
+The golden codec is too narrow for any int8 conv (every decoder conv has < 96 channels; its int8 bundle records a
+float32 decoder, tests/test_quantize_bundle.py), so these tests use a random codec with decoder_dim 384: the
+residual-unit convs of levels 0 and 1 (192 and 96 channels) take the int8 form, those levels run channels-last.
 Expected audio is the float32 decoder's (an independent graph of plain Conv nodes, itself tested against upstream
 in test_codec.py); the metrics are export/quantize.py's, checked here against hand-made cases.
 """
@@ -57,10 +57,13 @@ def _decode(model: onnx.ModelProto, codes: np.ndarray, *, threads: int = 2, with
 def test_int8_only_where_chosen(wide_codec, decoders) -> None:
     config = codec_config(wide_codec)
     convs = [leaf for leaf in iter_layers(decoder_plan(config)) if isinstance(leaf, Conv)]
-    wide = [c for c in convs if c.stride == 1 and min(c.in_channels, c.out_channels) >= CODEC_INT8_MIN_CHANNELS]
+    # the residual units' convs (square, stride 1) of the wide levels; not the first conv (latent -> width)
+    wide = [c for c in convs if c.stride == 1 and c.in_channels == c.out_channels >= CODEC_INT8_MIN_CHANNELS]
     assert 0 < len(wide) < len(convs)
+    assert all(codec_conv_form(c, "int8") == ("int8_im2col" if c in wide else "float32") for c in convs)
+    assert codec_conv_form(convs[0], "int8") == "float32" and convs[0].in_channels != convs[0].out_channels
     ops = [n.op_type for n in decoders["int8"].graph.node]
-    assert ops.count("MatMulInteger") == len(wide)
+    assert ops.count("MatMulInteger") == ops.count("DynamicQuantizeIm2Col") == len(wide)
     assert ops.count("Conv") == len(convs) - len(wide)
     assert "MatMulInteger" not in [n.op_type for n in decoders["none"].graph.node]
     meta = {p.key: p.value for p in decoders["int8"].metadata_props}
@@ -69,6 +72,36 @@ def test_int8_only_where_chosen(wide_codec, decoders) -> None:
     for q in ("none", "int4"):  # int4 bundles keep the float32 codec
         assert decoder_precision(config, q) == "float32"
         assert all(codec_conv_form(c, q) == "float32" for c in convs)
+
+
+def test_int8_levels_run_channels_last(wide_codec, decoders) -> None:
+    """Each int8 level's residual stacks run on [B, L, C]: one Transpose in and one out per level, the Snakes
+    there channels-last, no Transpose between an int8 GEMM and the next layer."""
+    config = codec_config(wide_codec)
+    int8_levels = {c.in_channels for c in iter_layers(decoder_plan(config))
+                   if isinstance(c, Conv) and codec_conv_form(c, "int8") != "float32"}
+    assert len(int8_levels) == 2
+    nodes = decoders["int8"].graph.node
+    transposes = [n for n in nodes if n.op_type == "Transpose"]
+    assert len(transposes) == 2 * len(int8_levels) + 1  # + the codebook lookup's [B, T, D] -> [B, D, T]
+    snakes = [n for n in nodes if n.op_type == "Snake"]
+    channels_last = [n for n in snakes if any(a.name == "channels_last" and a.i == 1 for a in n.attribute)]
+    units_per_level = 2 * 3 * 3  # 2 Snakes per residual unit, 3 units per stack, 3 stacks
+    assert len(channels_last) == units_per_level * len(int8_levels)
+    float_snakes = [n for n in decoders["none"].graph.node if n.op_type == "Snake"]
+    assert len(float_snakes) == len(snakes) and not any(n.attribute for n in float_snakes)
+    assert {f.name for f in decoders["int8"].functions} == {"Snake", "DynamicQuantizeIm2Col"}
+
+
+def test_int8_decoder_in_standard_ops(wide_codec, decoders, codes) -> None:
+    """use_snake_op=False: no vampnet op at all (the im2col as DynamicQuantizeLinear, Pad, Slices, Concat), the
+    same audio within the goal."""
+    plain = decoder_model(wide_codec, quantize="int8", use_snake_op=False)
+    assert not plain.functions and all(n.domain == "" for n in plain.graph.node)
+    ops = [n.op_type for n in plain.graph.node]
+    assert ops.count("DynamicQuantizeLinear") == ops.count("MatMulInteger") > 0
+    ref = _decode(decoders["int8"], codes)
+    assert audio_snr_db(ref, _decode(plain, codes, with_library=False)) >= SNR_GOAL_DB
 
 
 def test_int8_decoder_quality(decoders, codes) -> None:

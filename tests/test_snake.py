@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto
 
+import vampnet_ort
 from op_cases import SNAKE_TOLERANCE, snake_numpy
 from op_testing import inferred_output_shapes, native_error, op_model, run_both, run_native
 from vampnet_ort import _kernels
@@ -83,3 +84,51 @@ def test_bad_shapes_are_reported(x_shape, a_shape, message) -> None:
     assert message in native_error(model, feeds)
     with pytest.raises(ValueError, match="Snake: " + message.replace("[", r"\[").replace("]", r"\]")):
         _kernels.snake(x, a)
+
+
+@pytest.mark.parametrize("flat_alpha", [True, False])
+def test_channels_last_matches_channels_first(flat_alpha: bool) -> None:
+    """channels_last=1 on X [B, L, C] is the channels-first op on the transposed X, bit for bit (kernel and pybind),
+    and the reference function agrees within the tolerance."""
+    rng = np.random.default_rng(3)
+    x = (4.0 * rng.standard_normal((2, 37, 67))).astype(np.float32)  # [B, L, C]
+    alpha = rng.uniform(0.05, 3.0, 67).astype(np.float32)
+    alpha_cl = alpha if flat_alpha else alpha.reshape(1, 1, 67)
+    feeds = {"X": x, "alpha": alpha_cl}
+    model = op_model("Snake", feeds, [("Y", TensorProto.FLOAT, ["a", "b", "c"])], {"channels_last": 1})
+    (native,), (reference,) = run_both(model, feeds)
+    channels_first = _kernels.snake(np.ascontiguousarray(x.transpose(0, 2, 1)), alpha)
+    np.testing.assert_array_equal(native, channels_first.transpose(0, 2, 1))
+    np.testing.assert_array_equal(_kernels.snake(x, alpha_cl, channels_last=1, threads=3), native)
+    expected = snake_numpy(x, alpha, channels_last=1)
+    assert np.all(np.abs(reference - expected) <= SNAKE_TOLERANCE.bound(expected, feeds))
+    # a large argument in one element sends that row through the exact path; the others keep the fast one
+    x[1, 5, 3] = 1e6
+    (native,), _ = run_both(model, {"X": x, "alpha": alpha_cl})
+    expected = snake_numpy(x, alpha, channels_last=1)
+    np.testing.assert_allclose(native, expected, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "x_shape, a_shape, attributes, message",
+    [
+        ((2, 8, 3), (1, 3, 1), {"channels_last": 1}, "input 'alpha' must have shape [1, 1, C] or [C] with C = 3"),
+        ((2, 8, 3), (8,), {"channels_last": 1}, "input 'alpha' dim 0 is 8 but must equal the channel dim of X"),
+    ],
+)
+def test_channels_last_errors(x_shape, a_shape, attributes, message) -> None:
+    x, a = np.zeros(x_shape, np.float32), np.ones(a_shape, np.float32)
+    feeds = {"X": x, "alpha": a}
+    model = op_model("Snake", feeds, [("Y", TensorProto.FLOAT, ["a", "b", "c"])], attributes)
+    assert message in native_error(model, feeds)
+    with pytest.raises(ValueError, match="Snake: " + message.replace("[", r"\[").replace("]", r"\]")):
+        _kernels.snake(x, a, channels_last=attributes["channels_last"])
+
+
+def test_bad_channels_last_is_rejected() -> None:
+    x, a = np.zeros((2, 3, 8), np.float32), np.ones(3, np.float32)
+    model = op_model("Snake", {"X": x, "alpha": a}, [("Y", TensorProto.FLOAT, ["a", "b", "c"])], {"channels_last": 2})
+    with pytest.raises(Exception, match="attribute 'channels_last' must be 0 or 1, got 2"):
+        vampnet_ort.create_session(model.SerializeToString()).run(None, {"X": x, "alpha": a})
+    with pytest.raises(ValueError, match="attribute 'channels_last' must be 0 or 1, got 2"):
+        _kernels.snake(x, a, channels_last=2)

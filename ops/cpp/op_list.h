@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "codebook_embedding.h"
+#include "dynamic_quantize_im2col.h"
 #include "film.h"
 #include "philox_uniform.h"
 #include "snake.h"
@@ -27,6 +28,7 @@ inline std::vector<const OrtCustomOp*> all_ops() {
       sample_and_remask_op(),
       relative_position_attention_op(),
       relative_position_attention_int8_op(),
+      dynamic_quantize_im2col_op(),
   };
 }
 

@@ -118,6 +118,39 @@ T* get_output(Ort::KernelContext& ctx, size_t index, const Shape& shape) {
   return v.GetTensorMutableData<T>();
 }
 
+// Scratch memory from the kernel context's CPU allocator (an arena by default, so repeated runs reuse it instead of
+// page-faulting fresh memory every call), returned on scope exit.
+class OrtWorkspace {
+ public:
+  OrtWorkspace(const Ort::KernelContext& ctx, size_t bytes, const std::string& op) {
+    if (bytes == 0) return;
+    const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    allocator_ = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(cpu));
+    data_ = allocator_->Alloc(allocator_, bytes);
+    if (data_ == nullptr) {
+      Ort::GetApi().ReleaseAllocator(allocator_);
+      throw Error(op, "out of memory allocating a " + std::to_string(bytes) + "-byte workspace");
+    }
+  }
+  ~OrtWorkspace() {
+    if (allocator_ != nullptr) {
+      if (data_ != nullptr) allocator_->Free(allocator_, data_);
+      Ort::GetApi().ReleaseAllocator(allocator_);
+    }
+  }
+  OrtWorkspace(const OrtWorkspace&) = delete;
+  OrtWorkspace& operator=(const OrtWorkspace&) = delete;
+
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  OrtAllocator* allocator_ = nullptr;
+  void* data_ = nullptr;
+};
+
 // Attribute helpers: a missing attribute takes the default; a present attribute of the wrong type is an error.
 namespace detail {
 inline bool attr_missing(const OrtApi& api, OrtStatus* status) {

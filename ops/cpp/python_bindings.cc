@@ -13,6 +13,7 @@
 #include "onnxruntime_c_api.h"
 #include "op_list.h"
 #include "codebook_embedding.h"
+#include "dynamic_quantize_im2col.h"
 #include "snake.h"
 #include "film.h"
 #include "philox_uniform.h"
@@ -234,15 +235,30 @@ Array<int64_t> py_relative_position_buckets(int64_t t_query, int64_t t_key, int6
   return buckets;
 }
 
-Array<float> py_snake(const Array<float>& x, const Array<float>& alpha, int threads) {
+Array<float> py_snake(const Array<float>& x, const Array<float>& alpha, int64_t channels_last, int threads) {
+  vampnet::snake_check_attributes(channels_last);
   const Shape xs = shape_of(x);
-  const vampnet::SnakeDims d = vampnet::snake_check(xs, shape_of(alpha));
+  const vampnet::SnakeDims d = vampnet::snake_check(xs, shape_of(alpha), channels_last == 1);
   Array<float> y = empty_like_shape<float>(xs);
   {
     py::gil_scoped_release release;
     vampnet::snake(x.data(), alpha.data(), y.mutable_data(), d, ThreadParallel(threads));
   }
   return y;
+}
+
+py::tuple py_dynamic_quantize_im2col(const Array<float>& x, int64_t kernel_size, int64_t dilation, int64_t padding,
+                                     int threads) {
+  const vampnet::Im2ColDims d = vampnet::dynamic_quantize_im2col_check(shape_of(x), kernel_size, dilation, padding);
+  Array<uint8_t> y = empty_like_shape<uint8_t>({d.batch, d.out_length, d.kernel_size * d.channels});
+  std::vector<uint8_t> scratch(static_cast<size_t>(vampnet::dynamic_quantize_im2col_scratch_bytes(d)));
+  vampnet::QuantizationParams qp{};
+  {
+    py::gil_scoped_release release;
+    qp = vampnet::dynamic_quantize_im2col(x.data(), y.mutable_data(), scratch.data(), d, ThreadParallel(threads));
+  }
+  return py::make_tuple(y, py::array_t<float>(std::vector<py::ssize_t>{}, &qp.scale),
+                        py::array_t<uint8_t>(std::vector<py::ssize_t>{}, &qp.zero_point));
 }
 
 // (name, input element types, output element types) of every op the ORT library registers (op_list.h), as ORT
@@ -274,8 +290,10 @@ PYBIND11_MODULE(_kernels, m) {
         "FiLM: x * (1 + gamma) + beta, gamma/beta [B or 1, D] broadcast over time");
   m.def("codebook_embedding", &py_codebook_embedding, py::arg("codes"), py::arg("tables"), py::arg("bias"),
         py::arg("threads") = 1, "bias + sum_c tables[c, codes[b, c, t]] -> [B, T, D]");
-  m.def("snake", &py_snake, py::arg("x"), py::arg("alpha"), py::arg("threads") = 1,
-        "Snake: x + sin^2(alpha x) / (alpha + 1e-9), x [B, C, L], alpha [1, C, 1] or [C]");
+  m.def("snake", &py_snake, py::arg("x"), py::arg("alpha"),
+        py::arg("channels_last") = vampnet::contract::Snake::kChannelsLast, py::arg("threads") = 1,
+        "Snake: x + sin^2(alpha x) / (alpha + 1e-9), x [B, C, L], alpha [1, C, 1] or [C] (channels_last=1: "
+        "x [B, L, C], alpha [1, 1, C] or [C])");
   m.def("philox_uniform", &py_philox_uniform, py::arg("seed"), py::arg("step"), py::arg("shape"),
         py::arg("threads") = 1, "Philox4x32-10 uniforms [2, B, P, T] for one decode step (see PhiloxUniform)");
   m.def("philox4x32_10", &py_philox4x32_10, py::arg("counter"), py::arg("key"),
@@ -309,6 +327,12 @@ PYBIND11_MODULE(_kernels, m) {
         "forces the portable path");
   m.def("attention_int8_has_vnni", &vampnet::attention_int8_has_vnni,
         "whether RelativePositionAttentionInt8 runs its AVX-512 VNNI path on this CPU");
+  using Im2Col = vampnet::contract::DynamicQuantizeIm2Col;
+  m.def("dynamic_quantize_im2col", &py_dynamic_quantize_im2col, py::arg("x"),
+        py::arg("kernel_size") = Im2Col::kKernelSize, py::arg("dilation") = Im2Col::kDilation,
+        py::arg("padding") = Im2Col::kPadding, py::arg("threads") = 1,
+        "DynamicQuantizeLinear of x [B, C, L] fused with a channels-last conv im2col -> (y uint8 "
+        "[B, L_out, kernel_size * C], scale, zero_point) (see DynamicQuantizeIm2Col)");
   m.def("relative_position_buckets", &py_relative_position_buckets, py::arg("t_query"), py::arg("t_key"),
         py::arg("num_buckets") = Attention::kNumBuckets, py::arg("max_distance") = Attention::kMaxDistance,
         "T5 bidirectional bucket of key - query: int64 [t_query, t_key]");

@@ -435,35 +435,6 @@ void relative_position_attention(const float* qkv, const float* rel_bias, float*
 
 namespace {
 
-// Floats from the kernel context's CPU allocator, returned on scope exit.
-class OrtWorkspace {
- public:
-  OrtWorkspace(const Ort::KernelContext& ctx, size_t floats) {
-    if (floats == 0) return;
-    const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-    allocator_ = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(cpu));
-    data_ = static_cast<float*>(allocator_->Alloc(allocator_, floats * sizeof(float)));
-    if (data_ == nullptr) {
-      Ort::GetApi().ReleaseAllocator(allocator_);
-      throw Error(kRelativePositionAttention, "out of memory allocating the " + std::to_string(floats * 4) +
-                                                  "-byte workspace");
-    }
-  }
-  ~OrtWorkspace() {
-    if (allocator_ != nullptr) {
-      if (data_ != nullptr) allocator_->Free(allocator_, data_);
-      Ort::GetApi().ReleaseAllocator(allocator_);
-    }
-  }
-  OrtWorkspace(const OrtWorkspace&) = delete;
-  OrtWorkspace& operator=(const OrtWorkspace&) = delete;
-  float* data() const { return data_; }
-
- private:
-  OrtAllocator* allocator_ = nullptr;
-  float* data_ = nullptr;
-};
-
 struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKernel> {
   int64_t num_heads, num_buckets, max_distance;
   RelativePositionAttentionKernel(const OrtApi& api, const OrtKernelInfo* info)
@@ -482,8 +453,9 @@ struct RelativePositionAttentionKernel : OrtKernel<RelativePositionAttentionKern
     float* out = get_output<float>(ctx, 0, {d.batch, d.time, d.dim});
     // The workspace comes from the session's CPU allocator (an arena by default), so repeated runs reuse it
     // instead of page-faulting fresh memory every call.
-    OrtWorkspace workspace(ctx, static_cast<size_t>(relative_position_attention_workspace_floats(d)));
-    relative_position_attention(qkv.as<float>(), bias.as<float>(), out, d, workspace.data(), OrtParallel(ctx));
+    OrtWorkspace workspace(ctx, static_cast<size_t>(relative_position_attention_workspace_floats(d)) * sizeof(float),
+                           kRelativePositionAttention);
+    relative_position_attention(qkv.as<float>(), bias.as<float>(), out, d, workspace.as<float>(), OrtParallel(ctx));
   }
 };
 
