@@ -1,7 +1,8 @@
-"""Shared timing helpers for the benchmarks: median wall time of interleaved runs, printed as ratios."""
+"""Shared helpers for the benchmarks: median wall time of interleaved runs, printed as ratios; the CPU model."""
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from typing import Callable, Mapping
@@ -37,3 +38,15 @@ def print_table(title: str, seconds: Mapping[str, float], baseline: str) -> None
     print(f"  {'variant':44s} {'ms':>10s} {'speed-up vs ' + baseline:>28s}")
     for name, s in seconds.items():
         print(f"  {name:44s} {s * 1e3:10.3f} {base / s:27.2f}x")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (every benchmark prints it: figures of different CPUs are never compared)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

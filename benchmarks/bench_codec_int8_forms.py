@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -45,18 +46,10 @@ from vampnet_ort.codec_geometry import MRF_DILATIONS, MRF_KERNELS, CodecConfig
 from vampnet_ort.export.quantize import quantize_int8_columns
 from vampnet_ort.export.random_codec import RELEASE_LIKE_CONFIG
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import cpu_model  # noqa: E402  (benchmarks/_timing.py)
+
 Form = tuple[ort.InferenceSession, np.ndarray]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _session(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], shape: list[int], threads: int,

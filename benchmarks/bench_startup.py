@@ -22,15 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import cpu_model  # noqa: E402  (benchmarks/_timing.py)
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:

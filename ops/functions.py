@@ -6,7 +6,7 @@ from .codebook_embedding import CodebookEmbedding
 from .dynamic_quantize_im2col import DynamicQuantizeIm2Col
 from .film import FiLM
 from .philox_uniform import PhiloxRound, PhiloxUniform
-from .relative_position_attention import RelativePositionAttention
+from .relative_position_attention import RelativePositionAttention, RelativePositionBias
 from .relative_position_attention_int8 import RelativePositionAttentionInt8
 from .rms_norm import RMSNorm
 from .sample_and_remask import (
@@ -19,4 +19,5 @@ from .snake import Snake
 ALL_FUNCTIONS = [RMSNorm, FiLM, CodebookEmbedding, RelativePositionAttention, RelativePositionAttentionInt8,
                  PhiloxUniform, SampleAndRemask, Snake, DynamicQuantizeIm2Col]
 # Functions that reference functions call (no native kernel of their own; carried along when a caller is used).
-HELPER_FUNCTIONS = [PhiloxRound, FusedMultiplyAdd, ScheduleGamma, WithinSampleCutoff, TypicalFilter, TopPFilter]
+HELPER_FUNCTIONS = [PhiloxRound, FusedMultiplyAdd, ScheduleGamma, WithinSampleCutoff, TypicalFilter, TopPFilter,
+                    RelativePositionBias]

@@ -22,11 +22,10 @@ _MAX_DISTANCE = RELATIVE_POSITION_ATTENTION.default("max_distance")
 
 
 @script(vampnet, default_opset=op)
-def RelativePositionAttention(
-    qkv: FLOAT, rel_bias: FLOAT, num_heads: int, num_buckets: int = _NUM_BUCKETS, max_distance: int = _MAX_DISTANCE
-) -> FLOAT:
-    """qkv [B, T, 3D], rel_bias [num_buckets, H] -> [B, T, D]."""
-    # ---- buckets [T, T] of rel = key - query (int64 arithmetic, float32 log) ----
+def RelativePositionBias(qkv: FLOAT, rel_bias: FLOAT, num_buckets: int, max_distance: int) -> FLOAT:
+    """The T5 bias [H, T, T] of both attention reference functions: rel_bias [num_buckets, H] gathered by the bucket
+    of key - query, T = qkv's dim 1."""
+    # buckets [T, T] of rel = key - query (int64 arithmetic, float32 log)
     zero = op.Constant(value_int=0)
     one = op.Constant(value_int=1)
     two = op.Constant(value_int=2)
@@ -50,9 +49,17 @@ def RelativePositionAttention(
     scaled = op.Log(distance_f / exact_f) / log_span * op.Cast(half - exact, to=1)
     log_bucket = op.Min(exact + op.Cast(scaled, to=7), half - one)
     buckets = direction + op.Where(op.Less(distance, exact), distance, log_bucket)
-
-    # ---- bias [H, T, T] ----
     bias = op.Transpose(op.Gather(rel_bias, buckets, axis=0), perm=[2, 0, 1])
+    return bias
+
+
+@script(vampnet, default_opset=op)
+def RelativePositionAttention(
+    qkv: FLOAT, rel_bias: FLOAT, num_heads: int, num_buckets: int = _NUM_BUCKETS, max_distance: int = _MAX_DISTANCE
+) -> FLOAT:
+    """qkv [B, T, 3D], rel_bias [num_buckets, H] -> [B, T, D]."""
+    bias = RelativePositionBias(qkv, rel_bias, num_buckets=num_buckets, max_distance=max_distance)  # [H, T, T]
+    qkv_shape = op.Shape(qkv)
 
     # ---- attention ----
     three = op.Constant(value_int=3)

@@ -20,6 +20,7 @@ from onnxscript import FLOAT, script
 
 from ._opset import op, vampnet
 from .contract import RELATIVE_POSITION_ATTENTION_INT8
+from .relative_position_attention import RelativePositionBias
 
 _NUM_BUCKETS = RELATIVE_POSITION_ATTENTION_INT8.default("num_buckets")
 _MAX_DISTANCE = RELATIVE_POSITION_ATTENTION_INT8.default("max_distance")
@@ -30,27 +31,8 @@ def RelativePositionAttentionInt8(
     qkv: FLOAT, rel_bias: FLOAT, num_heads: int, num_buckets: int = _NUM_BUCKETS, max_distance: int = _MAX_DISTANCE
 ) -> FLOAT:
     """qkv [B, T, 3D], rel_bias [num_buckets, H] -> [B, T, D]."""
-    # ---- buckets [T, T] of rel = key - query (int64 arithmetic, float32 log) ----
-    zero = op.Constant(value_int=0)
-    one = op.Constant(value_int=1)
-    two = op.Constant(value_int=2)
+    bias = RelativePositionBias(qkv, rel_bias, num_buckets=num_buckets, max_distance=max_distance)  # [H, T, T]
     qkv_shape = op.Shape(qkv)
-    seq = op.Gather(qkv_shape, one)
-    positions = op.Range(zero, seq, one)
-    rel = op.Unsqueeze(positions, zero) - op.Unsqueeze(positions, one)  # [i, j] = j - i
-    buckets_total = op.Constant(value_int=num_buckets)
-    half = op.Div(buckets_total, two)
-    exact = op.Div(half, two)
-    direction = op.Cast(op.Greater(rel, zero), to=7) * half
-    distance = op.Abs(rel)
-    exact_f = op.Cast(exact, to=1)
-    # log(max_distance / exact) in float32 (upstream rounds a double; the truncated bucket agrees, tested)
-    log_span = op.Log(op.Div(op.Cast(op.Constant(value_int=max_distance), to=1), exact_f))
-    distance_f = op.Max(op.Cast(distance, to=1), exact_f)
-    scaled = op.Log(distance_f / exact_f) / log_span * op.Cast(half - exact, to=1)
-    log_bucket = op.Min(exact + op.Cast(scaled, to=7), half - one)
-    buckets = direction + op.Where(op.Less(distance, exact), distance, log_bucket)
-    bias = op.Transpose(op.Gather(rel_bias, buckets, axis=0), perm=[2, 0, 1])  # [H, T, T]
 
     # ---- heads ----
     three = op.Constant(value_int=3)

@@ -1,5 +1,6 @@
 """Fixtures shared by the test files: the stand-in bundle and the demo bundle (built once per session: treat them
-as read-only; a test that damages a bundle writes its own), and the short test clip.
+as read-only; a test that damages a bundle writes its own), the short test clip and the web server's stand-in app
+directory.
 
 Markers: ``slow`` marks subprocess-heavy tests (a CLI, worker processes, a server, a browser); the inner loop is
 ``pytest -m "not slow"`` (docs/DEVELOPING.md).
@@ -42,3 +43,20 @@ def clip(tmp_path: Path) -> Path:
     path = tmp_path / "in.wav"
     sf.write(str(path), stereo_tone(), 11025)
     return path
+
+
+@pytest.fixture()
+def app_root(tmp_path: Path) -> Path:
+    """A stand-in web app directory for the web server's tests: index.html, app.js, a dot-file that must never be
+    served, every vendor file (fake bytes) and, next to the app, outside.txt (path traversal must not reach it)."""
+    from vampnet_ort import web_server
+
+    root = tmp_path / "app"
+    (root / "vendor").mkdir(parents=True)
+    (root / "index.html").write_text("<!doctype html><title>t</title>")
+    (root / "app.js").write_text("export const x = 1;")
+    (root / ".secret").write_text("SECRET-HIDDEN-CONTENT")
+    for name in web_server.VENDOR_FILES:
+        (root / "vendor" / name).write_bytes(b"\0asm" if name.endswith(".wasm") else b"export {};")
+    (tmp_path / "outside.txt").write_text("SECRET-OUTSIDE-CONTENT")
+    return root

@@ -37,18 +37,6 @@ def _ipv6_loopback() -> bool:
         return False
 
 
-@pytest.fixture()
-def app_root(tmp_path: Path) -> Path:
-    root = tmp_path / "app"
-    (root / "vendor").mkdir(parents=True)
-    (root / "index.html").write_text("<!doctype html><title>t</title>")
-    (root / "app.js").write_text("export const x = 1;")
-    (root / ".secret").write_text("SECRET-HIDDEN-CONTENT")
-    for name in web_server.VENDOR_FILES:
-        (root / "vendor" / name).write_bytes(b"\0asm" if name.endswith(".wasm") else b"export {};")
-    return root
-
-
 def _start(bundle: Path, app_root: Path, host: str = "127.0.0.1", **kwargs):
     server = web_server.create_server(bundle, host, 0, app_root=app_root, **kwargs)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -29,19 +29,6 @@ ROOT = TESTS.parent
 
 
 @pytest.fixture()
-def app_root(tmp_path: Path) -> Path:
-    root = tmp_path / "app"
-    (root / "vendor").mkdir(parents=True)
-    (root / "index.html").write_text("<!doctype html><title>t</title>")
-    (root / "app.js").write_text("export const x = 1;")
-    (root / ".secret").write_text("SECRET-HIDDEN-CONTENT")
-    for name in web_server.VENDOR_FILES:
-        (root / "vendor" / name).write_bytes(b"\0asm" if name.endswith(".wasm") else b"export {};")
-    (tmp_path / "outside.txt").write_text("SECRET-OUTSIDE-CONTENT")
-    return root
-
-
-@pytest.fixture()
 def served(tmp_path: Path, app_root: Path):
     bundle = bd.write_bundle(tmp_path / "bundle")
     (bundle / "not_listed.txt").write_text("SECRET-UNLISTED")
