@@ -38,27 +38,29 @@ namespace {
 // |alpha * x| above this goes through std::sin (the fast reduction keeps ~1e-7 accuracy below it).
 constexpr float kFastLimit = 65536.f;
 
-// sin^2(alpha * x[i]) * inv + x[i] for one row. sin^2 has period pi, so t is reduced by k * pi (three-part
-// Cody-Waite constant) to r in [-pi/2, pi/2] and sin(r) is an odd polynomial to r^13 (truncation < 1e-9).
-// Returns false when some |t| exceeded kFastLimit (the caller redoes the row exactly).
-VAMPNET_CPU_DISPATCH bool snake_row(const float* x, float* y, int64_t n, float a, float inv) {
+// v + sin^2(a * v) * inv. sin^2 has period pi, so t = a * v is reduced by k * pi (three-part Cody-Waite constant)
+// to r in [-pi/2, pi/2] and sin(r) is an odd polynomial to r^13 (truncation < 1e-9). Sets `large` when |t| exceeds
+// kFastLimit (the caller then redoes the row exactly). Inlined into each dispatched clone of its callers.
+VAMPNET_INLINE float snake_fast(float v, float a, float inv, int& large) {
   constexpr float kInvPi = 0.318309886183790671538f;
   constexpr float kPi1 = 3.140625f, kPi2 = 9.67502593994140625e-4f, kPi3 = 1.509957990978376432e-7f;
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding and subtracting rounds to the nearest integer
   constexpr float c3 = -1.f / 6.f, c5 = 1.f / 120.f, c7 = -1.f / 5040.f, c9 = 1.f / 362880.f,
                   c11 = -1.f / 39916800.f, c13 = 1.f / 6227020800.f;
+  const float t = a * v;
+  large |= static_cast<int>(std::fabs(t) > kFastLimit);
+  const float k = (t * kInvPi + kRound) - kRound;
+  const float r = ((t - k * kPi1) - k * kPi2) - k * kPi3;
+  const float r2 = r * r;
+  const float p = c3 + r2 * (c5 + r2 * (c7 + r2 * (c9 + r2 * (c11 + r2 * c13))));
+  const float s = r + r * r2 * p;
+  return v + s * s * inv;
+}
+
+// One channels-first row (one alpha). Returns false when some |alpha * x| exceeded kFastLimit.
+VAMPNET_CPU_DISPATCH bool snake_row(const float* x, float* y, int64_t n, float a, float inv) {
   int large = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    const float t = a * v;
-    large |= static_cast<int>(std::fabs(t) > kFastLimit);
-    const float k = (t * kInvPi + kRound) - kRound;
-    const float r = ((t - k * kPi1) - k * kPi2) - k * kPi3;
-    const float r2 = r * r;
-    const float p = c3 + r2 * (c5 + r2 * (c7 + r2 * (c9 + r2 * (c11 + r2 * c13))));
-    const float s = r + r * r2 * p;
-    y[i] = v + s * s * inv;
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = snake_fast(x[i], a, inv, large);
   return large == 0;
 }
 
@@ -69,26 +71,11 @@ void snake_row_exact(const float* x, float* y, int64_t n, float a, float inv) {
   }
 }
 
-// One channels-last row: element c has its own alpha[c] and inv[c]; the same arithmetic as snake_row.
+// One channels-last row: element c has its own alpha[c] and inv[c].
 VAMPNET_CPU_DISPATCH bool snake_row_channels_last(const float* x, float* y, int64_t n, const float* alpha,
                                                   const float* inv) {
-  constexpr float kInvPi = 0.318309886183790671538f;
-  constexpr float kPi1 = 3.140625f, kPi2 = 9.67502593994140625e-4f, kPi3 = 1.509957990978376432e-7f;
-  constexpr float kRound = 12582912.f;
-  constexpr float c3 = -1.f / 6.f, c5 = 1.f / 120.f, c7 = -1.f / 5040.f, c9 = 1.f / 362880.f,
-                  c11 = -1.f / 39916800.f, c13 = 1.f / 6227020800.f;
   int large = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    const float t = alpha[i] * v;
-    large |= static_cast<int>(std::fabs(t) > kFastLimit);
-    const float k = (t * kInvPi + kRound) - kRound;
-    const float r = ((t - k * kPi1) - k * kPi2) - k * kPi3;
-    const float r2 = r * r;
-    const float p = c3 + r2 * (c5 + r2 * (c7 + r2 * (c9 + r2 * (c11 + r2 * c13))));
-    const float s = r + r * r2 * p;
-    y[i] = v + s * s * inv[i];
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = snake_fast(x[i], alpha[i], inv[i], large);
   return large == 0;
 }
 
