@@ -225,8 +225,8 @@ ATTENTION_INT8 = True
 # ---- the codec decoder's convs in int8 (docs/QUANTIZATION.md, "Codec") -------------------------------------------
 
 # Decoder conv forms, chosen per layer shape by benchmarks/bench_codec_int8_forms.py (side by side with float32
-# Conv): "int8_im2col" = DynamicQuantizeLinear, channels-last uint8 im2col, MatMulInteger with int8 weights
-# (export/codec.py, _GraphBuilder.conv_int8); "float32" = ORT Conv.
+# Conv): "int8_im2col" = vampnet.DynamicQuantizeIm2Col (uint8 im2col of channels-last activations), MatMulInteger
+# with int8 weights (export/codec.py, _GraphBuilder.conv_int8); "float32" = ORT Conv.
 # The narrowest residual-unit convs that run in int8. With the fused DynamicQuantizeIm2Col and channels-last levels,
 # every level of the release-size decoder (96 channels and up) gains (docs/QUANTIZATION.md, "Codec").
 CODEC_INT8_MIN_CHANNELS = 96

@@ -331,7 +331,7 @@ PYBIND11_MODULE(_kernels, m) {
   m.def("dynamic_quantize_im2col", &py_dynamic_quantize_im2col, py::arg("x"),
         py::arg("kernel_size") = Im2Col::kKernelSize, py::arg("dilation") = Im2Col::kDilation,
         py::arg("padding") = Im2Col::kPadding, py::arg("threads") = 1,
-        "DynamicQuantizeLinear of x [B, C, L] fused with a channels-last conv im2col -> (y uint8 "
+        "DynamicQuantizeLinear of channels-last x [B, L, C] fused with a conv im2col -> (y uint8 "
         "[B, L_out, kernel_size * C], scale, zero_point) (see DynamicQuantizeIm2Col)");
   m.def("relative_position_buckets", &py_relative_position_buckets, py::arg("t_query"), py::arg("t_key"),
         py::arg("num_buckets") = Attention::kNumBuckets, py::arg("max_distance") = Attention::kMaxDistance,
